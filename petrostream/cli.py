@@ -22,6 +22,7 @@ CORE_COMMAND_MODULES = (
     "petrostream.cli_data",
     "petrostream.cli_query",
     "petrostream.cli_infra",
+    "petrostream.cli_demo",
 )
 
 app = typer.Typer(
