@@ -1,0 +1,441 @@
+"""Causal, scale-free window features over the 3W variables (pure numpy/pandas).
+
+Every feature of row ``t`` depends only on rows ``t - max_window + 1 .. t`` of the same instance, so:
+
+* features are causal (the future never leaks into the past);
+* a stream keeps only the last ``max_window - 1`` rows per instance (``StreamingFeatures``) and still
+  reproduces the batch result bit for bit.
+
+Bit-exact parity comes from how window sums are computed: the timeline of an instance is cut into
+blocks of ``B`` rows aligned on the row position inside the instance (van Herk / Gil-Werman), and a
+window sum is ``suffix(block k-1) + prefix(block k)``, each a sequential cumulative sum inside one
+block. The same additions happen in the same order whether the rows arrive in one batch or in
+micro-batches, unlike online add/remove rolling sums whose rounding depends on the whole history.
+The alignment only changes rounding, never what a window covers.
+
+Features (per variable ``v`` and window ``w``; see docs/model.md):
+
+* continuous variables: ``v__z_w`` (z-score of the value against its trailing window, clipped),
+  ``v__std_rel_w`` / ``v__range_rel_w`` (log10 of rolling std / range relative to |rolling mean|),
+  ``v__trend_w`` (asinh of the relative change between the window's two halves),
+  ``v__frozen_w`` (no change over the window), ``v__missing``;
+* valve states (categorical): ``v__value`` (raw 0/0.5/1, -1 when missing), ``v__changed_w``, ``v__missing``.
+
+Rows are assumed to be 1 Hz (a window of ``w`` rows = ``w`` seconds); ``P-PDG`` reading exactly 0 Pa is a
+dead gauge and treated as missing. Output is float32 with no NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from petrostream import schema
+from petrostream.errors import UserError
+
+FEATURES_VERSION = 1
+GROUPS: tuple[str, ...] = ("level", "spread", "trend", "masks")
+KEY = "instance_id"
+
+REL_FLOOR = 1e-6  # std floor relative to |mean|: changes below 1 ppm of the level are quantisation noise
+ABS_FLOOR = 1e-12  # absolute floor for divisions (levels of exactly 0, e.g. QGL with gas lift off)
+Z_CLIP = 10.0
+LOG_REL_MIN, LOG_REL_MAX = -7.0, 3.0  # log10 range of relative spreads
+TREND_SCALE = 1e-3  # asinh(d / 1e-3): linear below a 0.1 % change, logarithmic above
+TREND_CLIP = 15.0
+MISSING_VALVE = -1.0
+
+
+class FeatureConfigError(UserError, ValueError):
+    """An invalid feature configuration (names the field)."""
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    windows: tuple[int, ...] = (30, 300)
+    groups: tuple[str, ...] = GROUPS
+    variables: tuple[str, ...] = field(default=schema.V1_VARIABLES)
+
+    def __post_init__(self) -> None:
+        windows = tuple(int(w) for w in self.windows)
+        groups = tuple(str(g) for g in self.groups)
+        variables = tuple(str(v) for v in self.variables)
+        if not windows or any(w < 2 for w in windows) or len(set(windows)) != len(windows):
+            raise FeatureConfigError(f"feature windows must be distinct integers >= 2, got {list(self.windows)}")
+        bad = [g for g in groups if g not in GROUPS]
+        if bad or not groups or len(set(groups)) != len(groups):
+            raise FeatureConfigError(f"feature groups must be distinct names among {list(GROUPS)}, got {list(groups)}")
+        unknown = [v for v in variables if v not in schema.VARIABLE_BY_NAME]
+        if unknown or not variables or len(set(variables)) != len(variables):
+            raise FeatureConfigError(f"feature variables must be distinct 3W variables, got {list(variables)}")
+        object.__setattr__(self, "windows", windows)
+        object.__setattr__(self, "groups", groups)
+        object.__setattr__(self, "variables", variables)
+
+    @property
+    def max_window(self) -> int:
+        return max(self.windows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": FEATURES_VERSION,
+            "windows": list(self.windows),
+            "groups": list(self.groups),
+            "variables": list(self.variables),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
+        version = d.get("version", FEATURES_VERSION)
+        if version != FEATURES_VERSION:
+            raise FeatureConfigError(f"feature config version {version} is not supported (code: {FEATURES_VERSION})")
+        extra = set(d) - {"version", "windows", "groups", "variables"}
+        if extra:
+            raise FeatureConfigError(f"unknown feature config fields: {sorted(extra)}")
+        defaults = cls()
+        return cls(
+            windows=tuple(d.get("windows", defaults.windows)),
+            groups=tuple(d.get("groups", defaults.groups)),
+            variables=tuple(d.get("variables", defaults.variables)),
+        )
+
+
+def _is_categorical(var: str) -> bool:
+    return var in schema.CATEGORICAL_VARIABLES
+
+
+def _columns(config: FeatureConfig) -> list[tuple[str, int, str, int | None]]:
+    """(name, variable index, feature kind, window or None) per output column, in output order."""
+    cols: list[tuple[str, int, str, int | None]] = []
+    for j, v in enumerate(config.variables):
+        if _is_categorical(v):
+            kinds = {"level": ["value"], "trend": ["changed"], "masks": ["missing"]}
+        else:
+            kinds = {"level": ["z"], "spread": ["std_rel", "range_rel"], "trend": ["trend"],
+                     "masks": ["frozen", "missing"]}
+        for g in config.groups:
+            for kind in kinds.get(g, []):
+                if kind in ("value", "missing"):
+                    cols.append((f"{v}__{kind}", j, kind, None))
+                else:
+                    cols += [(f"{v}__{kind}_{w}", j, kind, w) for w in config.windows]
+    return cols
+
+
+def feature_names(config: FeatureConfig) -> list[str]:
+    """Feature column names, in output order (per variable, per group, per window)."""
+    return [c[0] for c in _columns(config)]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Raw values
+
+
+def raw_matrix(frame: pd.DataFrame, config: FeatureConfig) -> np.ndarray:
+    """(n, V) float64 of the configured variables: absent -> NaN, non-numeric -> NaN, dead gauge -> NaN."""
+    n = len(frame)
+    out = np.full((n, len(config.variables)), np.nan)
+    for j, v in enumerate(config.variables):
+        if v not in frame.columns:
+            continue
+        col = frame[v]
+        if col.dtype != np.float64:
+            col = pd.to_numeric(col, errors="coerce")
+        out[:, j] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        if v in schema.DEAD_GAUGE_ZERO:
+            out[out[:, j] == 0.0, j] = np.nan
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Block-aligned window aggregates
+
+CHUNK_ROWS = 32_768  # rows per vectorised pass (keeps temporaries cache-sized)
+
+
+class _Layout:
+    """Segments of consecutive rows, each the run of one instance starting at position ``pos0`` in it.
+
+    ``window`` aggregates over trailing windows of ``B`` rows with blocks aligned on positions that are
+    multiples of ``B`` (padding fills each segment's first and last block).
+    """
+
+    def __init__(self, lengths: np.ndarray, pos0: np.ndarray):
+        self.lengths, self.pos0 = lengths, pos0
+        self.n = int(lengths.sum())
+        self.starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+        self.within = np.arange(self.n) - np.repeat(self.starts, lengths)
+        self.pos = np.repeat(pos0, lengths) + self.within
+
+    def count(self, valid: np.ndarray, B: int, sel: np.ndarray) -> np.ndarray:
+        """Exact (integer) count of valid rows in the trailing window of ``B`` rows, truncated at the segment start."""
+        c = np.zeros((self.n + 1, valid.shape[1]), dtype=np.int64)
+        np.cumsum(valid, axis=0, out=c[1:])
+        back = np.minimum(B, self.within[sel] + 1)
+        return (c[sel + 1] - c[sel + 1 - back]).astype(np.float64)
+
+    def window(self, values: np.ndarray, fill: float, ufunc: np.ufunc, B: int, sel: np.ndarray) -> np.ndarray:
+        """ufunc-aggregate of ``values`` (n, K) over the trailing window of ``B`` rows, for rows ``sel``."""
+        K = values.shape[1]
+        front = self.pos0 % B
+        padded = -(-(front + self.lengths) // B) * B
+        total = int(padded.sum())
+        single = len(self.lengths) == 1
+        if single:
+            f = int(front[0])
+            buf = np.empty((total, K))
+            buf[:f] = fill
+            buf[f : f + self.n] = values
+            buf[f + self.n :] = fill
+        else:
+            offsets = np.concatenate(([0], np.cumsum(padded)[:-1]))
+            dst = np.repeat(offsets + front, self.lengths) + self.within
+            buf = np.full((total, K), fill)
+            buf[dst] = values
+        blocks = buf.reshape(-1, B, K)
+        prefix = ufunc.accumulate(blocks, axis=1).reshape(total, K)
+        suffix = np.empty_like(buf)  # suffix[i] = aggregate from i to the end of its block
+        ufunc.accumulate(blocks[:, ::-1], axis=1, out=suffix.reshape(-1, B, K)[:, ::-1])
+        p = self.pos[sel]
+        use = (p >= B) & (p % B != B - 1)  # the window reaches into the previous block
+        m = len(sel)
+        if single and m and sel[-1] - sel[0] + 1 == m:  # contiguous rows: slices, no gathers
+            a = f + int(sel[0])
+            pre = prefix[a : a + m]
+            lo = a - B + 1
+            k0 = min(m, max(0, -lo))
+            left = np.empty((m, K))
+            left[:k0] = fill
+            left[k0:] = suffix[lo + k0 : lo + m]
+        else:
+            d = (f + sel) if single else dst[sel]
+            pre = prefix[d]
+            left = suffix[np.maximum(d - B + 1, 0)]
+        left[~use] = fill
+        return ufunc(pre, left, out=left)
+
+
+def _window_features(X: np.ndarray, lengths: np.ndarray, pos0: np.ndarray, sel: np.ndarray,
+                     config: FeatureConfig) -> np.ndarray:
+    """Features (F, len(sel)) float32 for rows ``sel`` of X (n, V), given the segments of X.
+
+    Row ``t`` must have its trailing ``max_window - 1`` rows in X (or its segment must start at pos0 0).
+    """
+    V = X.shape[1]
+    lay = _Layout(lengths, pos0)
+    xs = X[sel]
+    valid = ~np.isnan(X)
+    x0 = np.where(valid, X, 0.0)
+    cat = np.array([_is_categorical(v) for v in config.variables])
+    groups = set(config.groups)
+    need_stats = not cat.all() and bool(groups & {"level", "spread", "trend"})
+    per_w: dict[int, dict[str, np.ndarray]] = {}
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        for w in config.windows:
+            n = lay.count(valid, w, sel)
+            f: dict[str, np.ndarray] = {}
+            ext = lay.window(np.hstack([np.where(valid, X, -np.inf), np.where(valid, -X, -np.inf)]),
+                             -np.inf, np.maximum, w, sel)
+            hi, lo = ext[:, :V], -ext[:, V:]
+            f["changed"] = ((n >= 2) & (hi != lo)).astype(np.float64)
+            f["frozen"] = ((n >= max(2, w // 2)) & (hi == lo)).astype(np.float64)
+            if need_stats:
+                sums = lay.window(np.hstack([x0, x0 * x0]), 0.0, np.add, w, sel)
+                s, q = sums[:, :V], sums[:, V:]
+                inv_n = 1.0 / np.maximum(n, 1.0)
+                mean = s * inv_n
+                level = np.maximum(np.abs(mean), ABS_FLOOR)
+                std = np.sqrt(np.maximum(q * inv_n - mean * mean, 0.0))
+                std[hi == lo] = 0.0  # exactly constant window: no rounding residue
+                if "level" in groups:
+                    std_eff = np.maximum(std, REL_FLOOR * level)
+                    z = np.clip((xs - mean) / std_eff, -Z_CLIP, Z_CLIP)
+                    z[(n < 2) | np.isnan(xs)] = 0.0
+                    f["z"] = z
+                if "spread" in groups:
+                    f["std_rel"] = _log_rel(std / level, n)
+                    f["range_rel"] = _log_rel((hi - lo) / level, n)
+                if "trend" in groups:
+                    f["trend"] = _trend(lay, x0, valid, w, sel, level)
+            per_w[w] = f
+    cols = _columns(config)
+    out = np.empty((len(cols), len(sel)), dtype=np.float32)
+    missing = np.isnan(xs)
+    for i, (_, j, kind, w) in enumerate(cols):
+        if kind == "value":
+            out[i] = np.where(missing[:, j], MISSING_VALVE, xs[:, j])
+        elif kind == "missing":
+            out[i] = missing[:, j]
+        else:
+            out[i] = per_w[w][kind][:, j]
+    return out
+
+
+def _trend(lay: _Layout, x0: np.ndarray, valid: np.ndarray, w: int, sel: np.ndarray,
+           level: np.ndarray) -> np.ndarray:
+    """asinh of the relative change between the mean of the last h = w//2 rows and of the h rows before."""
+    h = w // 2
+    allrows = np.arange(lay.n)
+    s_h = lay.window(x0, 0.0, np.add, h, allrows)
+    n_h = lay.count(valid, h, allrows)
+    has_old = lay.within[sel] >= h  # the previous half lies inside the segment (and the pos0 alignment holds)
+    old = np.where(has_old, sel - h, sel)
+    m_new = s_h[sel] / np.maximum(n_h[sel], 1.0)
+    m_old = s_h[old] / np.maximum(n_h[old], 1.0)
+    d = (m_new - m_old) / level
+    trend = np.clip(np.arcsinh(d / TREND_SCALE), -TREND_CLIP, TREND_CLIP)
+    ok = (n_h[sel] > 0) & (n_h[old] > 0) & has_old[:, None]
+    return np.where(ok, trend, 0.0)
+
+
+def _log_rel(ratio: np.ndarray, n: np.ndarray) -> np.ndarray:
+    r = np.log10(np.clip(np.nan_to_num(ratio, nan=0.0, posinf=10**LOG_REL_MAX), 10**LOG_REL_MIN, 10**LOG_REL_MAX))
+    r[n < 2] = LOG_REL_MIN
+    return r
+
+
+def _segments(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, lengths) of runs of equal consecutive codes."""
+    if len(codes) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    lengths = np.diff(np.r_[starts, len(codes)])
+    return starts, lengths
+
+
+def _batch_features(X: np.ndarray, lengths: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Features (F, n) of X whose segments each hold a whole instance from its first row, in chunks.
+
+    Each chunk re-reads the ``max_window - 1`` rows before it as context, exactly like a stream does,
+    so chunking changes neither the values nor their bits.
+    """
+    ctx = config.max_window - 1
+    out = np.empty((len(feature_names(config)), len(X)), dtype=np.float32)
+    pieces: list[tuple[int, int, int, int]] = []  # (context start, first output row, end, pos0 of context start)
+    seg_start = 0
+    for L in lengths.tolist():
+        for a in range(seg_start, seg_start + L, CHUNK_ROWS):
+            c = max(seg_start, a - ctx)
+            pieces.append((c, a, min(a + CHUNK_ROWS, seg_start + L), c - seg_start))
+        seg_start += L
+    i = 0
+    while i < len(pieces):
+        group, rows = [], 0
+        while i < len(pieces) and (not group or rows + pieces[i][2] - pieces[i][0] <= CHUNK_ROWS + ctx):
+            group.append(pieces[i])
+            rows += pieces[i][2] - pieces[i][0]
+            i += 1
+        Xg = np.vstack([X[c:b] for c, _, b, _ in group]) if len(group) > 1 else X[group[0][0] : group[0][2]]
+        offs = np.cumsum([0] + [b - c for c, _, b, _ in group])
+        sel = np.concatenate([np.arange(o + a - c, o + b - c) for o, (c, a, b, _) in zip(offs, group, strict=False)])
+        res = _window_features(Xg, np.array([b - c for c, _, b, _ in group]), np.array([p for *_, p in group]),
+                               sel, config)
+        out[:, group[0][1] : group[-1][2]] = res  # pieces cover the rows in order
+    return out
+
+
+def _frame(out_t: np.ndarray, index: pd.Index, names: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(out_t.T, index=index, columns=names, copy=False)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Public API
+
+
+def compute_features(frame: pd.DataFrame, config: FeatureConfig | None = None) -> pd.DataFrame:
+    """Features of ONE instance (rows in time order), float32, same index, causal, no NaN."""
+    config = config or FeatureConfig()
+    X = raw_matrix(frame, config)
+    return _frame(_batch_features(X, np.array([len(X)]), config), frame.index, feature_names(config))
+
+
+def compute_features_grouped(frame: pd.DataFrame, config: FeatureConfig | None = None, by: str = KEY) -> pd.DataFrame:
+    """Features of several instances at once (vectorised): each run of equal ``by`` values is one instance.
+
+    Rows must be grouped by instance and in time order inside each instance (as ``AnomalyModel.predict``
+    arranges them); without a ``by`` column the frame is one instance. Equal to ``compute_features`` per
+    instance, row for row.
+    """
+    config = config or FeatureConfig()
+    codes = pd.factorize(frame[by])[0] if by in frame.columns else np.zeros(len(frame), dtype=np.int64)
+    _, lengths = _segments(codes)
+    X = raw_matrix(frame, config)
+    return _frame(_batch_features(X, lengths, config), frame.index, feature_names(config))
+
+
+class StreamingFeatures:
+    """Incremental features over a stream, per key (instance id), equal to ``compute_features`` row for row.
+
+    Keeps, per key, the last ``max_window - 1`` raw rows and the number of rows seen.
+    """
+
+    def __init__(self, config: FeatureConfig | None = None):
+        self.config = config or FeatureConfig()
+        self.names = feature_names(self.config)
+        self._tail_len = self.config.max_window - 1
+        self._tails: dict[Hashable, np.ndarray] = {}
+        self._seen: dict[Hashable, int] = {}
+
+    def update(self, key: Hashable, frame: pd.DataFrame) -> pd.DataFrame:
+        """Features of the new rows of ``key`` (rows in time order), same index as ``frame``."""
+        return _frame(self._update([key], [raw_matrix(frame, self.config)]), frame.index, self.names)
+
+    def update_frame(self, frame: pd.DataFrame, by: str = KEY) -> pd.DataFrame:
+        """Features of a micro-batch holding rows of several keys (vectorised across keys), same index.
+
+        Rows of one key must be in time order; keys may interleave.
+        """
+        if len(frame) == 0:
+            return _frame(np.empty((len(self.names), 0), dtype=np.float32), frame.index, self.names)
+        codes, uniques = pd.factorize(frame[by])
+        order = np.argsort(codes, kind="stable")
+        X = raw_matrix(frame, self.config)[order]
+        starts, lengths = _segments(codes[order])
+        keys = [uniques[codes[order[s]]] for s in starts]
+        parts = [X[s : s + m] for s, m in zip(starts, lengths, strict=True)]
+        out_sorted = self._update(keys, parts)
+        out = np.empty_like(out_sorted)
+        out[:, order] = out_sorted
+        return _frame(out, frame.index, self.names)
+
+    def _update(self, keys: list[Hashable], parts: list[np.ndarray]) -> np.ndarray:
+        V = len(self.config.variables)
+        chunks, pos0, sel, offset = [], [], [], 0
+        for key, new in zip(keys, parts, strict=True):
+            tail = self._tails.get(key, np.empty((0, V)))
+            seen = self._seen.get(key, 0)
+            chunk = np.vstack([tail, new]) if len(tail) else new
+            chunks.append(chunk)
+            pos0.append(seen - len(tail))
+            sel.append(np.arange(offset + len(tail), offset + len(chunk)))
+            offset += len(chunk)
+            self._tails[key] = chunk[max(0, len(chunk) - self._tail_len):].copy()
+            self._seen[key] = seen + len(new)
+        if offset == 0:
+            return np.empty((len(self.names), 0), dtype=np.float32)
+        return _window_features(np.vstack(chunks), np.array([len(c) for c in chunks]), np.array(pos0),
+                                np.concatenate(sel), self.config)
+
+    def forget(self, key: Hashable) -> None:
+        self._tails.pop(key, None)
+        self._seen.pop(key, None)
+
+    def keys(self) -> list[Hashable]:
+        return list(self._seen)
+
+    def rows_seen(self, key: Hashable) -> int:
+        return self._seen.get(key, 0)
+
+
+def feature_frame(frames: Iterable[pd.DataFrame], config: FeatureConfig | None = None) -> pd.DataFrame:
+    """Concatenated features of several single-instance frames (convenience for training)."""
+    config = config or FeatureConfig()
+    parts = [compute_features(f, config) for f in frames]
+    if not parts:
+        return pd.DataFrame(columns=feature_names(config), dtype=np.float32)
+    return pd.concat(parts, ignore_index=True)
