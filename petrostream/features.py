@@ -354,6 +354,14 @@ def compute_features(frame: pd.DataFrame, config: FeatureConfig | None = None) -
     return _frame(_batch_features(X, np.array([len(X)]), config), frame.index, feature_names(config))
 
 
+def feature_matrix(frame: pd.DataFrame, config: FeatureConfig | None = None, by: str = KEY) -> np.ndarray:
+    """(n, F) float32 features of several instances at once (vectorised); see ``compute_features_grouped``."""
+    config = config or FeatureConfig()
+    codes = pd.factorize(frame[by])[0] if by in frame.columns else np.zeros(len(frame), dtype=np.int64)
+    _, lengths = _segments(codes)
+    return _batch_features(raw_matrix(frame, config), lengths, config).T
+
+
 def compute_features_grouped(frame: pd.DataFrame, config: FeatureConfig | None = None, by: str = KEY) -> pd.DataFrame:
     """Features of several instances at once (vectorised): each run of equal ``by`` values is one instance.
 
@@ -362,10 +370,7 @@ def compute_features_grouped(frame: pd.DataFrame, config: FeatureConfig | None =
     instance, row for row.
     """
     config = config or FeatureConfig()
-    codes = pd.factorize(frame[by])[0] if by in frame.columns else np.zeros(len(frame), dtype=np.int64)
-    _, lengths = _segments(codes)
-    X = raw_matrix(frame, config)
-    return _frame(_batch_features(X, lengths, config), frame.index, feature_names(config))
+    return pd.DataFrame(feature_matrix(frame, config, by), index=frame.index, columns=feature_names(config), copy=False)
 
 
 class StreamingFeatures:
