@@ -1,0 +1,19 @@
+-- v_events: every closed anomaly episode of every well (fleet-wide face of anomaly_events).
+CREATE OR REPLACE VIEW v_events AS
+SELECT
+  episode_id,
+  instance_id,
+  source,
+  event_class,
+  start_ts,
+  end_ts,
+  duration_s,
+  n_rows,
+  peak_score,
+  mean_score,
+  model_version,
+  label,
+  closed_at,
+  dt,
+  regexp_extract("$path", '/well=([^/]+)/', 1) AS well
+FROM ${events_table}_all
