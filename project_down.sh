@@ -6,7 +6,7 @@
 #
 # --dry-run prints every step and changes nothing (PETROSTREAM_DRY_RUN_COUNT=1: also count the versions);
 # --yes skips the confirmation. Env: PETROSTREAM_ENV (dev), PYTHON (.venv/bin/python).
-set -euo pipefail
+set -Eeuo pipefail  # -E: the ERR trap also fires inside functions
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 INFRA="${ROOT}/infra"

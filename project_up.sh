@@ -7,7 +7,7 @@
 # --dry-run prints every step and changes nothing; --yes skips the confirmation.
 # Env: PETROSTREAM_ENV (dev), IMAGE_TAG (git SHA), PYTHON (.venv/bin/python),
 # PETROSTREAM_CLI (.venv/bin/petrostream), TF_VAR_* overrides (e.g. TF_VAR_allowed_cidrs).
-set -euo pipefail
+set -Eeuo pipefail  # -E: the ERR trap also fires inside functions
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 INFRA="${ROOT}/infra"

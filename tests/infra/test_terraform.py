@@ -109,9 +109,12 @@ def test_versions_and_provider_pinned(parsed):
 def test_modules_have_variables_and_outputs():
     for module in ["storage", "streaming", "catalog", "compute", "lambda_inference", "observability", "github_oidc"]:
         d = INFRA / "modules" / module
-        assert (d / "variables.tf").exists() and (d / "outputs.tf").exists() and (d / "main.tf").exists() or (
-            d / "ecs.tf"
-        ).exists(), module
+        assert (
+            (d / "variables.tf").exists()
+            and (d / "outputs.tf").exists()
+            and (d / "main.tf").exists()
+            or (d / "ecs.tf").exists()
+        ), module
 
 
 def test_every_variable_has_description_and_type(parsed):
