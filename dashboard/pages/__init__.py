@@ -1,0 +1,1 @@
+"""Streamlit pages (run by ``dashboard/app.py`` through ``st.navigation``; this file makes them installable)."""

@@ -1,0 +1,614 @@
+"""Non-SQL sources of the dashboard: the inference service's /metrics, the MLflow registry, the champion
+manifest and promotion history in the models bucket, data-quality reports and quarantined records.
+
+Plain functions (no Streamlit): the pages cache them with ``st.cache_data`` TTLs. Every reader returns
+something explainable when its source is absent (None / empty frame + a note) instead of raising, so a
+page can show "no champion yet" rather than a stack trace. The dashboard never imports ``training``:
+files written by training are read by their key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from petrostream.lake import QUARANTINE_PREFIX, LakeStore
+from petrostream.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+INFERENCE_URL_ENV = "PETROSTREAM_INFERENCE_URL"
+
+
+# ------------------------------------------------------------------ where is the lake, and is it there?
+
+
+def lake_key(settings: Settings | None = None) -> str:
+    """Identity of the lake this process reads (part of every cache key, so switching lakes never
+    serves another lake's cached numbers)."""
+    s = settings or get_settings()
+    where = f"dir:{s.lake_dir}" if s.lake_dir is not None else f"s3:{os.environ.get('AWS_ENDPOINT_URL', 'aws')}"
+    return f"{where}|{s.curated_bucket}|{s.models_bucket}|{s.query_backend}|{s.reports_dir}"
+
+
+@dataclass
+class LakeState:
+    ok: bool  # scored rows exist
+    where: str
+    problem: str = ""  # why not ok, in words a user can act on
+
+
+def lake_state(settings: Settings | None = None) -> LakeState:
+    """Whether the lake has scored rows, and if not, why (no folder, emulator down, empty bucket)."""
+    s = settings or get_settings()
+    store = LakeStore(s)
+    if s.lake_dir is not None:
+        where = str(Path(s.lake_dir))
+        root = Path(s.lake_dir) / s.curated_bucket / "scored"
+        if not Path(s.lake_dir).exists():
+            return LakeState(False, where, f"The lake folder {where} does not exist yet: no data has been written.")
+        if not any(root.rglob("*.parquet")):
+            return LakeState(False, where, f"No scored readings in {where} yet. Start the pipeline (`make demo`, or "
+                                           "`petrostream serve` + `petrostream produce`) and they will appear here.")
+        return LakeState(True, where)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    where = f"s3://{s.curated_bucket} ({'emulator ' + endpoint if endpoint else 'AWS'})"
+    try:
+        resp = store.s3.list_objects_v2(Bucket=s.curated_bucket, Prefix="scored/", MaxKeys=1)
+    except Exception as exc:  # connection refused, no credentials, no bucket...
+        name = type(exc).__name__
+        if endpoint and ("Connect" in name or "Endpoint" in name):
+            why = (f"Cannot reach the local AWS emulator at {endpoint}: it is not running. "
+                   "Start it with `petrostream local up` (or `make demo`).")
+        elif "NoSuchBucket" in str(exc):
+            why = f"Bucket {s.curated_bucket} does not exist: bootstrap the resources (`petrostream local up`)."
+        elif not endpoint:
+            why = (f"Cannot read s3://{s.curated_bucket} ({name}). No AWS_ENDPOINT_URL is set, so this talks to "
+                   "real AWS: check credentials, or start the local emulator with `petrostream local up`.")
+        else:
+            why = f"Cannot read s3://{s.curated_bucket}: {name}: {str(exc).splitlines()[0][:200]}"
+        return LakeState(False, where, why)
+    if not resp.get("KeyCount"):
+        return LakeState(False, where, f"No scored readings in {where} yet. Is the inference service running and "
+                                       "the producer replaying? (`make demo` does both.)")
+    return LakeState(True, where)
+
+
+# ------------------------------------------------------------------ inference service /metrics
+
+
+def inference_url(settings: Settings | None = None) -> str:
+    """Base URL of the inference service's HTTP API: $PETROSTREAM_INFERENCE_URL, else the local service
+    on settings.api_port."""
+    s = settings or get_settings()
+    return os.environ.get(INFERENCE_URL_ENV) or f"http://127.0.0.1:{s.api_port}"
+
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_prometheus(text: str) -> pd.DataFrame:
+    """Samples of a Prometheus text exposition as rows (name, labels dict, value)."""
+    rows = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if not m:
+            continue
+        try:
+            value = float(m.group(3).replace("+Inf", "inf").replace("-Inf", "-inf"))
+        except ValueError:
+            continue
+        labels = dict(_LABEL.findall(m.group(2) or ""))
+        rows.append({"name": m.group(1), "labels": labels, "value": value})
+    return pd.DataFrame(rows, columns=["name", "labels", "value"])
+
+
+@dataclass
+class ServiceMetrics:
+    url: str
+    reachable: bool
+    lag_ms: float | None = None  # max MillisBehindLatest over shards
+    shards: int = 0
+    rows_scored: float | None = None
+    model_version: str | None = None
+    error: str = ""
+
+
+def service_metrics(url: str | None = None, timeout: float = 1.5) -> ServiceMetrics:
+    """Consumer lag and counters from the inference service's /metrics (not reachable -> reachable=False)."""
+    import urllib.request
+
+    base = (url or inference_url()).rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{base}/metrics", timeout=timeout) as r:
+            text = r.read().decode("utf-8", "replace")
+    except Exception as exc:
+        return ServiceMetrics(base, False, error=f"{type(exc).__name__}: {str(exc)[:120]}")
+    df = parse_prometheus(text)
+    out = ServiceMetrics(base, True)
+    lag = df[df["name"] == "petrostream_millis_behind_latest"]
+    if not lag.empty:
+        out.lag_ms, out.shards = float(lag["value"].max()), len(lag)
+    scored = df[df["name"] == "petrostream_rows_scored_total"]
+    if not scored.empty:
+        out.rows_scored = float(scored["value"].sum())
+    info = df[(df["name"] == "petrostream_model_info") & (df["value"] > 0)]
+    if not info.empty:
+        out.model_version = str(info.iloc[-1]["labels"].get("version", "")) or None
+    return out
+
+
+# ------------------------------------------------------------------ MLflow registry
+
+
+@dataclass
+class Registry:
+    available: bool
+    note: str = ""
+    versions: pd.DataFrame = field(default_factory=pd.DataFrame)  # version, aliases, run_id, created, status...
+    metrics: pd.DataFrame = field(default_factory=pd.DataFrame)  # version + one column per run metric
+    aliases: dict[str, str] = field(default_factory=dict)  # alias -> version
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///"):])
+    return None
+
+
+def mlflow_registry(settings: Settings | None = None) -> Registry:
+    """Registered versions of the model, their aliases and the metrics of the runs that produced them."""
+    s = settings or get_settings()
+    uri = s.mlflow_tracking_uri
+    path = _sqlite_path(uri)
+    if path is not None and not path.exists():
+        return Registry(False, f"No MLflow store at {path} yet: train a model first (`make train`).")
+    try:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        try:
+            model = client.get_registered_model(s.model_name)
+        except Exception:
+            return Registry(False, f"No registered model '{s.model_name}' in {uri} yet: train and register one "
+                                   "(`make train`).")
+        aliases = {a: str(v) for a, v in (model.aliases or {}).items()}
+        by_version: dict[str, list[str]] = {}
+        for a, v in aliases.items():
+            by_version.setdefault(v, []).append(a)
+        rows, metric_rows = [], []
+        for mv in client.search_model_versions(f"name='{s.model_name}'"):
+            v = str(mv.version)
+            rows.append({
+                "version": int(v),
+                "aliases": ", ".join(sorted(by_version.get(v, []))),
+                "status": mv.status,
+                "created": pd.to_datetime(mv.creation_timestamp, unit="ms"),
+                "run_id": mv.run_id,
+                "source": mv.source,
+                "description": mv.description or "",
+            })
+            metrics: dict[str, Any] = {"version": int(v)}
+            if mv.run_id:
+                try:
+                    run = client.get_run(mv.run_id)
+                    metrics.update(run.data.metrics)
+                    metrics["run_name"] = run.info.run_name
+                except Exception as exc:  # run deleted or unreadable: keep the version row
+                    log.warning("mlflow run unreadable", extra={"run_id": mv.run_id, "error": str(exc)[:200]})
+            metric_rows.append(metrics)
+        versions = pd.DataFrame(rows).sort_values("version", ascending=False, ignore_index=True) if rows else \
+            pd.DataFrame(columns=["version", "aliases", "status", "created", "run_id", "source", "description"])
+        metrics_df = pd.DataFrame(metric_rows).sort_values("version", ignore_index=True) if metric_rows else \
+            pd.DataFrame(columns=["version"])
+        return Registry(True, "", versions, metrics_df, aliases)
+    except Exception as exc:
+        return Registry(False, f"MLflow at {uri} is not readable: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+def run_json_artifact(run_id: str, candidates: tuple[str, ...], settings: Settings | None = None) -> dict | None:
+    """The first JSON artifact of a run found among ``candidates`` (artifact paths), or None."""
+    s = settings or get_settings()
+    try:
+        import mlflow
+
+        mlflow.set_tracking_uri(s.mlflow_tracking_uri)
+        for name in candidates:
+            try:
+                return mlflow.artifacts.load_dict(f"runs:/{run_id}/{name}")
+            except Exception:
+                continue
+    except Exception:
+        return None
+    return None
+
+
+# ------------------------------------------------------------------ models bucket: champion + promotion history
+
+
+def _read_key(bucket: str, key: str, settings: Settings | None = None) -> bytes | None:
+    store = LakeStore(settings or get_settings())
+    try:
+        return store.get(bucket, key)
+    except Exception:
+        return None
+
+
+def read_json_lines(data: bytes | None) -> list[dict]:
+    out = []
+    for line in (data or b"").decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict):
+            out.append(doc)
+    return out
+
+
+# ------------------------------------------------------------------ quarantine
+
+
+def quarantine_records(settings: Settings | None = None, max_objects: int = 500) -> pd.DataFrame:
+    """Quarantined records (JSON lines under ``quarantine/dt=.../`` in the curated bucket), newest objects
+    first, at most ``max_objects`` objects. Columns: dt, key, reason + whatever the record carried."""
+    s = settings or get_settings()
+    store = LakeStore(s)
+    try:
+        keys = [k for k in store.list(s.curated_bucket, f"{QUARANTINE_PREFIX}/") if k.endswith(".jsonl")]
+    except Exception as exc:
+        log.warning("quarantine not listable", extra={"error": str(exc)[:200]})
+        return pd.DataFrame(columns=["dt", "key", "reason"])
+    rows = []
+    for key in sorted(keys, reverse=True)[:max_objects]:
+        m = re.search(r"/dt=([^/]+)/", key)
+        for doc in read_json_lines(_read_key(s.curated_bucket, key, s)):
+            rows.append({"dt": m.group(1) if m else "", "key": key, **doc})
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=["dt", "key", "reason"])
+    if "reason" not in df:
+        df["reason"] = "(no reason given)"
+    df["reason"] = df["reason"].fillna("(no reason given)").astype(str)
+    return df
+
+
+def quarantine_summary(records: pd.DataFrame) -> pd.DataFrame:
+    """Records per reason and day (columns reason, dt, records), biggest reasons first."""
+    if records.empty:
+        return pd.DataFrame(columns=["reason", "dt", "records"])
+    out = records.groupby(["reason", "dt"]).size().rename("records").reset_index()
+    order = out.groupby("reason")["records"].sum().sort_values(ascending=False).index
+    out["reason"] = pd.Categorical(out["reason"], categories=list(order), ordered=True)
+    return out.sort_values(["reason", "dt"]).assign(reason=lambda d: d["reason"].astype(str)).reset_index(drop=True)
+
+
+# ------------------------------------------------------------------ run details: confusion matrix, per class
+
+
+_CLASS_IN_NAME = re.compile(r"(?:^|[_./-])(?:class[_-]?|c)?(\d{1,3})(?=$|[_./-])")
+
+
+def class_metrics(metrics: dict[str, float], word: str) -> pd.DataFrame:
+    """Per-3W-class values among a run's metrics whose name holds ``word`` and a class number, e.g.
+    ``recall_class_3``, ``holdout.recall.4``, ``detection_delay_s_class_2`` -> (event_class, metric, value)."""
+    rows = []
+    for name, value in metrics.items():
+        low = name.lower()
+        if word not in low:
+            continue
+        rest = low.replace(word, " ")
+        found = _CLASS_IN_NAME.findall(rest)
+        if not found:
+            continue
+        k = int(found[-1])
+        k = k - 100 if k >= 100 else k
+        if 0 <= k <= 9:
+            rows.append({"event_class": k, "metric": name, "value": float(value)})
+    df = pd.DataFrame(rows, columns=["event_class", "metric", "value"])
+    return df.sort_values(["event_class", "metric"], ignore_index=True)
+
+
+def confusion_from_metrics(metrics: dict[str, float]) -> list[list[float]] | None:
+    """[[tn, fp], [fn, tp]] from metrics named ``tp``/``fp``/``fn``/``tn`` (any prefix), or None."""
+    found: dict[str, float] = {}
+    for name, value in metrics.items():
+        tail = re.split(r"[_./-]", name.lower())[-1]
+        if tail in ("tp", "fp", "fn", "tn") and tail not in found:
+            found[tail] = float(value)
+    if len(found) != 4:
+        return None
+    return [[found["tn"], found["fp"]], [found["fn"], found["tp"]]]
+
+
+@dataclass
+class RunDetails:
+    run_id: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    confusion: list[list[float]] | None = None  # rows = truth, cols = prediction
+    confusion_labels: list[str] = field(default_factory=lambda: ["normal", "event"])
+    per_class: pd.DataFrame = field(default_factory=pd.DataFrame)  # event_class, recall, detection_delay_s...
+    note: str = ""
+
+
+CONFUSION_ARTIFACTS = ("confusion_matrix.json", "eval/confusion_matrix.json", "evaluation/confusion_matrix.json",
+                       "metrics/confusion_matrix.json")
+PER_CLASS_ARTIFACTS = ("per_class.json", "eval/per_class.json", "evaluation/per_class.json", "metrics/per_class.json")
+
+
+def _confusion_from_doc(doc: Any) -> tuple[list[list[float]], list[str]] | None:
+    if isinstance(doc, dict):
+        m = doc.get("matrix") or doc.get("confusion_matrix") or doc.get("values")
+        labels = doc.get("labels") or ["normal", "event"]
+        if m is None and {"tp", "fp", "fn", "tn"} <= set(doc):
+            return [[doc["tn"], doc["fp"]], [doc["fn"], doc["tp"]]], ["normal", "event"]
+        if isinstance(m, list):
+            return [[float(x) for x in row] for row in m], [str(x) for x in labels]
+    if isinstance(doc, list) and doc and isinstance(doc[0], list):
+        return [[float(x) for x in row] for row in doc], ["normal", "event"][: len(doc)] if len(doc) == 2 else \
+            [str(i) for i in range(len(doc))]
+    return None
+
+
+def _per_class_from_doc(doc: Any) -> pd.DataFrame:
+    """{"3": {"recall": .., "detection_delay_s": ..}, ...} or [{"event_class": 3, ...}, ...]."""
+    rows = []
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            if isinstance(v, dict) and str(k).lstrip("-").isdigit():
+                rows.append({"event_class": int(k), **v})
+    elif isinstance(doc, list):
+        rows = [r for r in doc if isinstance(r, dict) and "event_class" in r]
+    return pd.DataFrame(rows)
+
+
+def run_details(run_id: str, settings: Settings | None = None) -> RunDetails:
+    """Metrics, confusion matrix and per-class recall / detection delay of one training run: from its JSON
+    artifacts when training logged them, else from metrics named by class (see ``class_metrics``)."""
+    s = settings or get_settings()
+    out = RunDetails(run_id)
+    try:
+        from mlflow import MlflowClient
+
+        run = MlflowClient(tracking_uri=s.mlflow_tracking_uri).get_run(run_id)
+    except Exception as exc:
+        out.note = f"run {run_id} is not readable: {type(exc).__name__}"
+        return out
+    out.metrics, out.params = dict(run.data.metrics), dict(run.data.params)
+    doc = run_json_artifact(run_id, CONFUSION_ARTIFACTS, s)
+    parsed = _confusion_from_doc(doc) if doc is not None else None
+    if parsed:
+        out.confusion, out.confusion_labels = parsed
+    else:
+        out.confusion = confusion_from_metrics(out.metrics)
+    per_class = _per_class_from_doc(run_json_artifact(run_id, PER_CLASS_ARTIFACTS, s))
+    if per_class.empty:
+        recall = class_metrics(out.metrics, "recall")
+        delay = class_metrics(out.metrics, "delay")
+        parts = []
+        if not recall.empty:
+            parts.append(recall.groupby("event_class")["value"].first().rename("recall"))
+        if not delay.empty:
+            parts.append(delay.groupby("event_class")["value"].first().rename("detection_delay_s"))
+        per_class = pd.concat(parts, axis=1).reset_index() if parts else pd.DataFrame()
+    out.per_class = per_class
+    return out
+
+
+# ------------------------------------------------------------------ champion + promotion history
+
+CHAMPION_ALIAS = "champion"
+
+
+@dataclass
+class Champion:
+    version: str | None
+    promoted_at: pd.Timestamp | None = None
+    source: str = ""  # where the answer came from
+    run_id: str | None = None
+    threshold: float | None = None
+    note: str = ""
+    manifest: dict = field(default_factory=dict)
+
+
+def _parse_time(value: Any) -> pd.Timestamp | None:
+    if value in (None, ""):
+        return None
+    try:
+        if isinstance(value, int | float):
+            t = pd.Timestamp(value, unit="s" if value < 1e11 else "ms")
+        else:
+            t = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        return None
+    return t.tz_convert("UTC").tz_localize(None) if t.tzinfo is not None else t
+
+
+def champion_manifest(settings: Settings | None = None) -> dict | None:
+    """The champion manifest (champion.json) in the models bucket, or None."""
+    s = settings or get_settings()
+    for key in champion_manifest_keys():
+        data = _read_key(s.models_bucket, key, s)
+        if data:
+            try:
+                doc = json.loads(data)
+            except ValueError:
+                continue
+            if isinstance(doc, dict):
+                return doc
+    return None
+
+
+def champion_manifest_keys() -> tuple[str, ...]:
+    try:
+        from petrostream import model_store  # written by the model engineer
+
+        key = getattr(model_store, "CHAMPION_KEY", None) or getattr(model_store, "MANIFEST_KEY", None)
+        if key:
+            return (str(key),)
+    except ImportError:
+        pass
+    return ("champion.json", "champion/champion.json", "models/champion.json")
+
+
+def promotion_history_keys() -> tuple[str, ...]:
+    return ("promotions.jsonl", "history/promotions.jsonl", "promotion_history.jsonl")
+
+
+def promotion_history(settings: Settings | None = None) -> pd.DataFrame:
+    """Promotion decisions written by training (JSON lines in the models bucket), newest first."""
+    s = settings or get_settings()
+    rows: list[dict] = []
+    for key in promotion_history_keys():
+        rows = read_json_lines(_read_key(s.models_bucket, key, s))
+        if rows:
+            break
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    for col in df.columns:
+        if col.endswith("_at") or col in ("ts", "time", "timestamp"):
+            df[col] = df[col].map(_parse_time)
+    time_col = next((c for c in ("promoted_at", "decided_at", "at", "ts", "time", "timestamp") if c in df), None)
+    if time_col:
+        df = df.sort_values(time_col, ascending=False, ignore_index=True)
+    return df
+
+
+def champion(settings: Settings | None = None, registry: Registry | None = None) -> Champion:
+    """The serving champion: the manifest in the models bucket (what the service loads), else the MLflow
+    ``champion`` alias; promotion time from the manifest or the promotion history."""
+    s = settings or get_settings()
+    doc = champion_manifest(s)
+    history = promotion_history(s)
+    if doc:
+        version = doc.get("version") or doc.get("model_version")
+        when = _parse_time(doc.get("promoted_at") or doc.get("exported_at") or doc.get("created_at"))
+        return Champion(str(version) if version is not None else None, when or _history_time(history, version),
+                        f"champion.json in s3://{s.models_bucket}", doc.get("run_id"), doc.get("threshold"),
+                        manifest=doc)
+    reg = registry or mlflow_registry(s)
+    if reg.available and CHAMPION_ALIAS in reg.aliases:
+        version = reg.aliases[CHAMPION_ALIAS]
+        row = reg.versions[reg.versions["version"].astype(str) == version]
+        run_id = row["run_id"].iloc[0] if len(row) else None
+        return Champion(version, _history_time(history, version), f"MLflow alias @{CHAMPION_ALIAS}", run_id,
+                        note="No champion.json in the models bucket yet: the model is promoted but not exported "
+                             "(`petrostream export`).")
+    note = reg.note if not reg.available else (
+        f"No champion yet: model '{s.model_name}' has no @{CHAMPION_ALIAS} alias. Promote one (`make promote`).")
+    return Champion(None, note=note)
+
+
+def _history_time(history: pd.DataFrame, version: Any) -> pd.Timestamp | None:
+    if history.empty or version is None:
+        return None
+    vcol = next((c for c in ("version", "model_version", "to_version", "champion") if c in history), None)
+    tcol = next((c for c in ("promoted_at", "decided_at", "at", "ts", "time", "timestamp") if c in history), None)
+    if not vcol or not tcol:
+        return None
+    hit = history[history[vcol].astype(str) == str(version)]
+    if "decision" in hit:
+        hit = hit[hit["decision"].astype(str).str.lower().isin(["promoted", "promote", "rollback", "accepted"])]
+    return hit[tcol].iloc[0] if len(hit) else None
+
+
+# ------------------------------------------------------------------ training reference for drift
+
+
+def training_reference(settings: Settings | None = None) -> tuple[pd.DataFrame | None, str]:
+    """A sample of the training inputs to compare live data with, if training left one (Parquet in the models
+    bucket named by the champion manifest's ``reference`` key). (None, "") when there is none."""
+    s = settings or get_settings()
+    doc = champion_manifest(s) or {}
+    key = doc.get("reference_key") or doc.get("reference")
+    if not key or not isinstance(key, str):
+        return None, ""
+    data = _read_key(s.models_bucket, key, s)
+    if not data:
+        return None, ""
+    import io
+
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(io.BytesIO(data)).to_pandas(), f"training reference ({key})"
+    except Exception:
+        return None, ""
+
+
+# ------------------------------------------------------------------ data quality (Great Expectations)
+
+
+@dataclass
+class Validation:
+    available: bool
+    note: str = ""
+    suites: pd.DataFrame = field(default_factory=pd.DataFrame)  # suite, success, files, pass, fail, error...
+    files: pd.DataFrame = field(default_factory=pd.DataFrame)  # suite, file, status, rows, failed, warnings
+    data_docs: str | None = None
+    path: str = ""
+
+
+def validation_report(settings: Settings | None = None) -> Validation:
+    """The latest Great Expectations results written by ``petrostream validate``
+    (``<reports_dir>/validation/*.json``, ``latest.json`` first): pass/fail per suite and per file."""
+    s = settings or get_settings()
+    folder = Path(s.reports_dir) / "validation"
+    latest = folder / "latest.json"
+    paths = [latest] if latest.exists() else []
+    paths += sorted(p for p in folder.glob("*.json") if p.name != "latest.json") if folder.exists() else []
+    if not paths:
+        return Validation(False, f"No validation results in {folder} yet: run `make validate` "
+                                 "(or `petrostream validate <3W dir>`).", path=str(latest))
+    suites, files, docs = [], [], None
+    seen: set[str] = set()
+    for p in paths:
+        try:
+            doc = json.loads(p.read_text())
+        except (OSError, ValueError) as exc:
+            log.warning("validation report unreadable", extra={"path": str(p), "error": str(exc)[:200]})
+            continue
+        for summary in doc if isinstance(doc, list) else [doc]:
+            if not isinstance(summary, dict):
+                continue
+            suite = str(summary.get("suite") or p.stem)
+            if suite in seen:  # latest.json wins over an older per-suite file
+                continue
+            seen.add(suite)
+            counts = summary.get("counts") or {}
+            suites.append({
+                "suite": suite,
+                "success": bool(summary.get("success")),
+                "files": counts.get("files", len(summary.get("files") or [])),
+                "pass": counts.get("pass", 0), "fail": counts.get("fail", 0), "error": counts.get("error", 0),
+                "warned": counts.get("warned", 0),
+                "rows": summary.get("rows"),
+                "finished_at": _parse_time(summary.get("finished_at")),
+                "directory": summary.get("directory", ""),
+                "report": str(p),
+            })
+            for f in summary.get("files") or []:
+                files.append({
+                    "suite": suite, "file": f.get("file"), "status": f.get("status"), "rows": f.get("rows"),
+                    "failed": "; ".join(f.get("failed") or []), "warnings": "; ".join(f.get("warnings") or []),
+                    "error": f.get("error") or "",
+                })
+            docs = docs or summary.get("data_docs")
+    if not suites:
+        return Validation(False, f"The validation results in {folder} are not readable.", path=str(latest))
+    return Validation(True, "", pd.DataFrame(suites), pd.DataFrame(files), docs, str(latest))
