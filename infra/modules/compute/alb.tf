@@ -122,30 +122,30 @@ resource "aws_lb_listener" "dashboard" {
   ssl_policy        = local.https ? "ELBSecurityPolicy-TLS13-1-2-2021-06" : null
 
   dynamic "default_action" {
-    for_each = var.dashboard_auth == "oidc" ? [var.dashboard_oidc] : []
+    for_each = var.dashboard_auth == "oidc" ? ["oidc"] : [] # not the (sensitive) settings themselves
     content {
       type  = "authenticate-oidc"
       order = 1
       authenticate_oidc {
-        issuer                 = default_action.value.issuer
-        authorization_endpoint = default_action.value.authorization_endpoint
-        token_endpoint         = default_action.value.token_endpoint
-        user_info_endpoint     = default_action.value.user_info_endpoint
-        client_id              = default_action.value.client_id
-        client_secret          = default_action.value.client_secret
+        issuer                 = var.dashboard_oidc.issuer
+        authorization_endpoint = var.dashboard_oidc.authorization_endpoint
+        token_endpoint         = var.dashboard_oidc.token_endpoint
+        user_info_endpoint     = var.dashboard_oidc.user_info_endpoint
+        client_id              = var.dashboard_oidc.client_id
+        client_secret          = var.dashboard_oidc.client_secret
       }
     }
   }
 
   dynamic "default_action" {
-    for_each = var.dashboard_auth == "cognito" ? [var.dashboard_cognito] : []
+    for_each = var.dashboard_auth == "cognito" ? ["cognito"] : []
     content {
       type  = "authenticate-cognito"
       order = 1
       authenticate_cognito {
-        user_pool_arn       = default_action.value.user_pool_arn
-        user_pool_client_id = default_action.value.user_pool_client_id
-        user_pool_domain    = default_action.value.user_pool_domain
+        user_pool_arn       = var.dashboard_cognito.user_pool_arn
+        user_pool_client_id = var.dashboard_cognito.user_pool_client_id
+        user_pool_domain    = var.dashboard_cognito.user_pool_domain
       }
     }
   }

@@ -17,7 +17,7 @@ locals {
   api_port       = local.https ? 443 : 80
   dashboard_port = local.https ? 8443 : 8501
   scheme         = local.https ? "https" : "http"
-  listener_ports = toset([tostring(local.api_port), tostring(local.dashboard_port)])
+  listener_ports = [tostring(local.api_port), tostring(local.dashboard_port)]
 
   capacity_provider = var.use_spot ? "FARGATE_SPOT" : "FARGATE"
 
