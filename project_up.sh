@@ -3,6 +3,8 @@
 # export the champion model, print the URLs.
 #
 #   ./project_up.sh [--yes] [--dry-run] [--env dev|prod]      (make up)
+#   ./project_up.sh --deploy-only                              (make deploy: images + ECS only,
+#                                                               no bootstrap apply, no model export)
 #
 # --dry-run prints every step and changes nothing; --yes skips the confirmation.
 # Env: PETROSTREAM_ENV (dev), IMAGE_TAG (git SHA), PYTHON (.venv/bin/python),
@@ -14,6 +16,7 @@ INFRA="${ROOT}/infra"
 ENV_NAME="${PETROSTREAM_ENV:-dev}"
 YES=0
 DRY_RUN=0
+DEPLOY_ONLY=0
 STEP="start"
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
@@ -22,6 +25,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --yes | -y) YES=1 ;;
     --dry-run) DRY_RUN=1 ;;
+    --deploy-only) DEPLOY_ONLY=1 ;;
     --env) ENV_NAME="${2:?--env needs a value}"; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "project_up: unknown argument: $1" >&2; usage >&2; exit 2 ;;
@@ -109,9 +113,11 @@ else
   tf init -input=false
 fi
 
-step "terraform apply: registries and buckets first (images and model need them)"
-tf apply -input=false -auto-approve -var-file="envs/${ENV_NAME}.tfvars" -var "image_tag=${IMAGE_TAG}" \
-  -target=module.compute.aws_ecr_repository.this -target=module.storage
+if [[ "${DEPLOY_ONLY}" -eq 0 ]]; then
+  step "terraform apply: registries and buckets first (images and model need them)"
+  tf apply -input=false -auto-approve -var-file="envs/${ENV_NAME}.tfvars" -var "image_tag=${IMAGE_TAG}" \
+    -target=module.compute.aws_ecr_repository.this -target=module.storage
+fi
 
 step "build and push images"
 REGISTRY="$(tf_output_key ecr_repository_urls inference | cut -d/ -f1)"
@@ -126,13 +132,15 @@ for component in inference producer dashboard; do
   run docker push "${repo}:${IMAGE_TAG}"
 done
 
-step "export the champion model"
-export PETROSTREAM_MODELS_BUCKET
-PETROSTREAM_MODELS_BUCKET="$(tf_output_key bucket_names models)"
-echo "PETROSTREAM_MODELS_BUCKET=${PETROSTREAM_MODELS_BUCKET}"
-run "${PETRO_CLI}" export
+if [[ "${DEPLOY_ONLY}" -eq 0 ]]; then
+  step "export the champion model"
+  export PETROSTREAM_MODELS_BUCKET
+  PETROSTREAM_MODELS_BUCKET="$(tf_output_key bucket_names models)"
+  echo "PETROSTREAM_MODELS_BUCKET=${PETROSTREAM_MODELS_BUCKET}"
+  run "${PETRO_CLI}" export
+fi
 
-step "terraform apply: whole stack"
+step "terraform apply: whole stack (task definitions on the new image tag)"
 tf apply -input=false -auto-approve -var-file="envs/${ENV_NAME}.tfvars" -var "image_tag=${IMAGE_TAG}"
 
 step "deploy ECS services"

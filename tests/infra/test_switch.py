@@ -85,6 +85,16 @@ def test_up_dry_run_prints_every_step_and_changes_nothing(fake_bin):
     assert _calls(log) == ""  # no tool was executed
 
 
+def test_up_deploy_only_skips_bootstrap_and_export(fake_bin):
+    bin_dir, log = fake_bin
+    proc = _run(UP, "--dry-run", "--deploy-only", bin_dir=bin_dir, env={"IMAGE_TAG": "abc123"})
+    assert proc.returncode == 0, proc.stderr
+    assert "registries and buckets first" not in proc.stdout and "export the champion model" not in proc.stdout
+    assert "==> build and push images" in proc.stdout and "==> terraform apply: whole stack" in proc.stdout
+    assert "ecs-redeploy" in proc.stdout
+    assert _calls(log) == ""
+
+
 def test_up_dry_run_other_environment(fake_bin):
     bin_dir, log = fake_bin
     proc = _run(UP, "--dry-run", "--env", "prod", bin_dir=bin_dir)
