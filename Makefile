@@ -31,7 +31,8 @@ test-fast: setup ## Tests without the slow end-to-end ones
 
 lint: setup ## Ruff (flake8 rules + import sorting), hadolint, actionlint
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check . || true
+	$(BIN)/hadolint inference/Dockerfile producer/Dockerfile dashboard/Dockerfile
+	$(BIN)/actionlint .github/workflows/*.yml
 
 format: setup ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
