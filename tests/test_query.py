@@ -49,8 +49,8 @@ def make_scored() -> pd.DataFrame:
             if well == "WELL-00002" and day == DAYS[0]:
                 ts = ts[ts < end - pd.Timedelta(minutes=8)].append(ts[ts >= end - pd.Timedelta(minutes=3)])
             n = len(ts)
-            inst = np.where(np.arange(n) < n // 2, f"4_{well}_{day}_a", f"4_{well}_{day}_b")
-            label = np.where(np.arange(n) < int(n * 0.6), 0, np.where(np.arange(n) % 2 == 0, 4, 104)).astype(float)
+            inst = np.where(np.arange(n) < n // 2, f"6_{well}_{day}_a", f"6_{well}_{day}_b")
+            label = np.where(np.arange(n) < int(n * 0.6), 0, np.where(np.arange(n) % 2 == 0, 6, 106)).astype(float)
             label[rng.random(n) < 0.03] = np.nan  # unlabelled rows
             score = rng.random(n) * 0.7 + np.where(label > 0, 0.25, 0.0)
             df = pd.DataFrame(
@@ -58,7 +58,7 @@ def make_scored() -> pd.DataFrame:
                     "well_id": well,
                     "instance_id": inst,
                     "source": "SIMULATED" if well.startswith("4_") else "REAL",
-                    "event_class": 4,
+                    "event_class": 6,
                     "ts": ts,
                     "label": pd.Series(label).astype("Int32"),
                     "anomaly_score": score,
@@ -92,9 +92,9 @@ def make_events() -> pd.DataFrame:
                     {
                         "well_id": well,
                         "episode_id": f"{well}-{day}-{k}",
-                        "instance_id": f"4_{well}_{day}_a",
+                        "instance_id": f"6_{well}_{day}_a",
                         "source": "REAL",
-                        "event_class": 4,
+                        "event_class": 6,
                         "start_ts": start,
                         "end_ts": start + pd.Timedelta(seconds=90 + 30 * k),
                         "duration_s": 90.0 + 30 * k,
@@ -102,7 +102,7 @@ def make_events() -> pd.DataFrame:
                         "peak_score": 0.9 - 0.1 * k,
                         "mean_score": 0.7,
                         "model_version": MODEL_OF_DAY[day],
-                        "label": 4 if k == 0 else 0,
+                        "label": 6 if k == 0 else 0,
                         "closed_at": start + pd.Timedelta(minutes=5),
                     }
                 )
@@ -298,10 +298,12 @@ def test_anomalies_feed_rows_and_episodes(lake, data):
     assert (df["kind"] == "episode").sum() == len(events)
     ep = df[df["kind"] == "episode"].set_index("episode_id")
     assert ep.loc["WELL-00002-2017-03-31-0", "score"] == pytest.approx(0.9)
-    assert ep.loc["WELL-00002-2017-03-31-0", "label_name"] == "Flow Instability"
+    assert ep.loc["WELL-00002-2017-03-31-0", "label_name"] == "Quick Restriction in PCK"
     assert ep.loc["WELL-00002-2017-03-31-1", "is_event"] == False  # noqa: E712 - pandas boolean
     rows = df[df["kind"] == "row"]
-    assert rows["label_name"].dropna().isin(["Normal Operation", "Flow Instability", "Flow Instability (transient)"]).all()
+    names = {"Normal Operation", "Quick Restriction in PCK", "Quick Restriction in PCK (transient)"}
+    assert set(rows["label_name"].dropna()) == names
+    assert rows["label_name"].isna().sum() == rows["label"].isna().sum()
 
 
 def test_executive_trends(lake, data):
