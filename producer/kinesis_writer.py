@@ -304,9 +304,17 @@ class KinesisWriter:
         self._queue_deadline = float("inf")
         self._outstanding: dict[str, deque] = {}
         self._acked_new: dict[str, list] = {}  # instance_id -> [last_ts_ms, rows] since last drain
+        self._shards_stale = False
         self.closed = False
 
     # ---------------------------------------------------------------- setup
+
+    def _refresh_shards(self) -> None:
+        self.shards = self._load_shards()
+        for e in self._queue:
+            e.shard = self.shards.shard_for(e.key)
+        self._shards_stale = False
+        log.info("shard map refreshed", extra={"stream": self.stream, "shards": len(self.shards.shard_ids)})
 
     def _load_shards(self) -> ShardMap:
         try:
@@ -388,16 +396,25 @@ class KinesisWriter:
         return None if d == float("inf") else d
 
     def poll(self, now: float | None = None) -> None:
-        """Cut lingering partial records and send every call that is full or due."""
+        """Send every call that is full, or everything once a row has lingered ``linger_ms``.
+
+        When one buffer is due, the buffers due within the next half linger are cut too and the whole
+        queue goes out: with many wells a call leaves at most about every half linger (batched across
+        wells), not once per well.
+        """
         now = self.clock() if now is None else now
-        for iid in [i for i, b in self._buffers.items() if b.pieces[0][1] + self.linger_s <= now]:
-            buf = self._buffers.pop(iid)
-            self._cut(buf, buf.rows)
-        while self._queue and (
-            len(self._queue) >= MAX_RECORDS_PER_CALL
-            or self._queue_bytes >= self._full_bytes
-            or self._queue_deadline <= now
-        ):
+        due = bool(self._queue) and self._queue_deadline <= now
+        if not due:
+            due = any(b.pieces[0][1] + self.linger_s <= now for b in self._buffers.values())
+        if due:
+            horizon = now + self.linger_s / 2
+            for iid in [i for i, b in self._buffers.items() if b.pieces[0][1] + self.linger_s <= horizon]:
+                buf = self._buffers.pop(iid)
+                self._cut(buf, buf.rows)
+            while self._queue:
+                self._send_one_call()
+            return
+        while self._queue and (len(self._queue) >= MAX_RECORDS_PER_CALL or self._queue_bytes >= self._full_bytes):
             self._send_one_call()
 
     def flush(self) -> None:
@@ -459,6 +476,8 @@ class KinesisWriter:
         return taken
 
     def _send_one_call(self) -> None:
+        if self._shards_stale:
+            self._refresh_shards()
         entries = self._take_call()
         if entries:
             self._put(entries)
@@ -503,6 +522,8 @@ class KinesisWriter:
                         last = f"{r['ErrorCode']}: {r.get('ErrorMessage', '')}"
                     else:
                         self._ack(e)
+                        if e.shard is not None and r.get("ShardId") not in (None, e.shard):
+                            self._shards_stale = True  # resharded: re-read the hash-key ranges
                 self.stats.failed_entries += len(failed)
             if not failed:
                 return

@@ -237,6 +237,55 @@ def test_writer_linger_and_record_size_limit(fresh_stream, threew_dir):
     assert len(got) == 15_005 and not got.duplicated(["instance_id", "timestamp"]).any()
 
 
+def test_linger_batches_many_wells_into_few_calls(fresh_stream, threew_dir):
+    """At speed 1 rows of 20 wells arrive spread over each second: calls are batched across wells."""
+    stream = fresh_stream(2)
+    clock = FakeClock()
+    flaky = FlakyKinesis(aws_client("kinesis"), fail_ratio=0.0, throttle_every=0)
+    w = KinesisWriter(stream, client=flaky, linger_ms=1000, clock=clock, sleep=clock.sleep)
+    frame = read_instance(threew_dir / WELL4).iloc[:3]
+    metas = [{"instance_id": f"4_WELL-{i:05d}_x", "well_id": f"WELL-{i:05d}", "source": "REAL", "event_class": 4}
+             for i in range(20)]
+    for second in range(3):
+        for i, meta in enumerate(metas):  # well i reports at second + i/20
+            clock.t = 1000.0 + second + i / 20
+            w.add(meta, frame.iloc[second : second + 1])
+    w.close()
+    assert w.stats.rows == 60
+    assert len(flaky.calls) <= 2 * 3 + 1  # about one call per half linger, not one per well
+    got = read_stream(stream)
+    assert len(got) == 60 and got.groupby("instance_id").size().eq(3).all()
+
+
+class RoutedAfterReshard(FlakyKinesis):
+    """Moto keeps writing into the closed parent shard after a reshard; report the shard real Kinesis would
+    use (from the current hash-key ranges) instead."""
+
+    def put_records(self, StreamName, Records):  # noqa: N803 - boto3 signature
+        resp = super().put_records(StreamName, Records)
+        current = ShardMap.from_stream(self.real, StreamName)
+        for rec, res in zip(Records, resp["Records"], strict=True):
+            res["ShardId"] = current.shard_for(rec["PartitionKey"])
+        return resp
+
+
+def test_writer_follows_a_reshard(fresh_stream, threew_dir):
+    stream = fresh_stream(1)
+    k = aws_client("kinesis")
+    w = KinesisWriter(stream, client=RoutedAfterReshard(k, fail_ratio=0.0, throttle_every=0), rows_per_record=10,
+                      linger_ms=0)
+    info = parse_instance_path(threew_dir / WELL4)
+    frame = read_instance(info)
+    w.add(info, frame.iloc[:10])
+    k.update_shard_count(StreamName=stream, TargetShardCount=2, ScalingType="UNIFORM_SCALING")
+    for a in range(10, 60, 10):
+        w.add(info, frame.iloc[a : a + 10])
+    w.close()
+    assert len(w.shards.shard_ids) == 2  # the writer re-read the hash-key ranges
+    assert w.shards.shard_for(info.well_id) in w.budget.buckets  # budget kept on the new child shard
+    assert w.stats.rows == 60
+
+
 def test_shard_map_predicts_kinesis_placement(fresh_stream):
     stream = fresh_stream(4)
     k = aws_client("kinesis")
