@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: help setup test test-fast lint format validate train promote export mlflow-ui local-up local-down \
+.PHONY: help setup test test-fast lint typecheck format validate train promote export mlflow-ui local-up local-down \
         demo demo-down serve produce dashboard bench browser up down deploy cost clean
 
 help: ## Show this help
@@ -33,6 +33,9 @@ lint: setup ## Ruff (flake8 rules + import sorting), hadolint, actionlint
 	$(BIN)/ruff check .
 	$(BIN)/hadolint inference/Dockerfile producer/Dockerfile dashboard/Dockerfile
 	$(BIN)/actionlint .github/workflows/*.yml
+
+typecheck: setup ## mypy over the packages
+	$(BIN)/mypy petrostream training inference producer dashboard
 
 format: setup ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .

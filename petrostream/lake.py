@@ -126,10 +126,10 @@ class LakeStore:
                 return []
             keys = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
             return sorted(k for k in keys if k.startswith(prefix) and not k.endswith(".tmp"))
-        keys: list[str] = []
+        found: list[str] = []
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
-        return keys
+            found.extend(obj["Key"] for obj in page.get("Contents", []))
+        return found
 
     def uri(self, bucket: str, key: str = "") -> str:
         if self.lake_dir is not None:
