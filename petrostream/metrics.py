@@ -13,6 +13,7 @@ on a label-0 row, per hour of normal operation (label-0 rows / 3600, rows are 1 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -40,14 +41,22 @@ def _clean(labels: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def threshold_for_fpr(normal_scores: Any, fpr: float = 0.01) -> float:
-    """Smallest observed threshold with at most ``fpr`` of ``normal_scores`` strictly above it (NaN if none)."""
-    s = np.asarray(normal_scores, dtype=np.float64)
-    s = s[np.isfinite(s)]
-    if len(s) == 0:
-        return NAN
+    """Smallest observed score with at most ``fpr`` of ``normal_scores`` strictly above it (NaN if none).
+
+    Alarm rule ``score > threshold``: on these normal rows the false-positive rate is then <= ``fpr``.
+    """
     if not 0.0 <= fpr <= 1.0:
         raise ValueError(f"fpr must be in [0, 1], got {fpr}")
-    return float(np.quantile(s, 1.0 - fpr, method="higher"))
+    s = np.asarray(normal_scores, dtype=np.float64)
+    s = s[np.isfinite(s)]
+    n = len(s)
+    if n == 0:
+        return NAN
+    allowed = int(math.floor(fpr * n + 1e-9))  # rows allowed above the threshold
+    if allowed >= n:
+        return float("-inf")
+    k = n - allowed - 1
+    return float(np.partition(s, k)[k])
 
 
 def recall_at_fpr(labels: Any, scores: Any, fpr: float = 0.01) -> float:
@@ -121,10 +130,11 @@ def _seconds(df: pd.DataFrame) -> np.ndarray:
 def per_instance(df: pd.DataFrame, alarm_col: str = "is_anomaly", label_col: str = LABEL) -> pd.DataFrame:
     """One row per instance: event_class, has_event, onset, detected, delay_s, normal_rows, false_alarm_episodes,
     event_rows, event_rows_alarmed."""
-    cols = [KEY, EVENT_CLASS, "has_event", "detected", "delay_s", "normal_rows", "false_alarm_episodes",
-            "event_rows", "event_rows_alarmed"]
     if len(df) == 0:
-        return pd.DataFrame(columns=cols)
+        dtypes = {KEY: object, EVENT_CLASS: np.int64, "has_event": bool, "detected": bool, "delay_s": np.float64,
+                  "normal_rows": np.int64, "false_alarm_episodes": np.int64, "event_rows": np.int64,
+                  "event_rows_alarmed": np.int64}
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
     key = df[KEY].to_numpy() if KEY in df.columns else np.zeros(len(df), dtype=np.int64)
     codes, uniques = pd.factorize(key)
     t = _seconds(df)

@@ -43,23 +43,24 @@ class AnomalyPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         self.model = AnomalyModel.load(context.artifacts[ARTIFACT_KEY])
 
-    def predict(self, context, model_input, params=None):  # noqa: ARG002 (pyfunc signature)
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         df = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         return self.model.predict(df)
 
 
 def signature(model: AnomalyModel):
-    """Input: instance_id, timestamp and the model's variables, all optional; output: score and alarm.
+    """Input: ``instance_id``, ``timestamp`` and the model's variables, all optional; output: score and alarm.
 
-    ``instance_id`` and ``timestamp`` are typed "any" so ids may be strings or ints and timestamps naive
-    or tz-aware (MLflow's schema enforcement would refuse them otherwise); variables are doubles.
+    Inputs are typed "any" on purpose: MLflow's schema enforcement would otherwise refuse integer ids,
+    tz-aware timestamps and integer-valued sensor columns (it will not cast int64 to double). The model
+    coerces every variable to float itself; the signature still names the columns it reads.
     """
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
     from mlflow.types.schema import AnyType
 
-    inputs = [ColSpec(AnyType(), "instance_id", required=False), ColSpec(AnyType(), schema.TIMESTAMP, required=False)]
-    inputs += [ColSpec("double", v, required=False) for v in model.feature_config.variables]
+    names = ["instance_id", schema.TIMESTAMP, *model.feature_config.variables]
+    inputs = [ColSpec(AnyType(), n, required=False) for n in names]
     outputs = [ColSpec("double", SCORE_COL), ColSpec("integer", ALARM_COL)]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 
@@ -88,6 +89,36 @@ def _requirements() -> list[str]:
     ]
 
 
+def _example(model: AnomalyModel, input_example_rows: pd.DataFrame | int | None) -> pd.DataFrame | None:
+    if isinstance(input_example_rows, pd.DataFrame):
+        example = input_example_rows.head(EXAMPLE_ROWS * 2).reset_index(drop=input_example_rows.index.name is None)
+        keep = [c for c in example.columns if c in ("instance_id", schema.TIMESTAMP, *model.feature_config.variables)]
+        return example[keep]
+    if input_example_rows:
+        return example_input(model, int(input_example_rows))
+    return None
+
+
+def save_model(model: AnomalyModel, path: str | Path, input_example_rows: pd.DataFrame | int | None = EXAMPLE_ROWS,
+               **kwargs: Any) -> Path:
+    """Write ``model`` as an MLflow pyfunc model directory at ``path`` (no tracking server involved)."""
+    path = Path(path)
+    metadata = {"petrostream_version": __version__, **kwargs.pop("metadata", {})}
+    with tempfile.TemporaryDirectory(prefix="petrostream-model-") as tmp:
+        model_dir = model.save(Path(tmp) / ARTIFACT_KEY)
+        mlflow.pyfunc.save_model(
+            path=str(path),
+            python_model=AnomalyPyfunc(),
+            artifacts={ARTIFACT_KEY: str(model_dir)},
+            signature=signature(model),
+            input_example=_example(model, input_example_rows),
+            pip_requirements=kwargs.pop("pip_requirements", _requirements()),
+            metadata=metadata,
+            **kwargs,
+        )
+    return path
+
+
 def log_model(
     model: AnomalyModel,
     name: str = "model",
@@ -100,16 +131,8 @@ def log_model(
     ``input_example_rows``: a DataFrame of raw rows (its first rows become the example), a number of
     rows of a synthetic format example, or None for no example. Returns MLflow's ``ModelInfo``.
     """
-    if isinstance(input_example_rows, pd.DataFrame):
-        example = input_example_rows.head(EXAMPLE_ROWS * 2).reset_index(drop=input_example_rows.index.name is None)
-        keep = [c for c in example.columns if c in ("instance_id", schema.TIMESTAMP, *model.feature_config.variables)]
-        example = example[keep]
-    elif input_example_rows:
-        example = example_input(model, int(input_example_rows))
-    else:
-        example = None
-    metadata = {"petrostream_version": __version__, "requires": "the petrostream package installed",
-                **kwargs.pop("metadata", {})}
+    example = _example(model, input_example_rows)
+    metadata = {"petrostream_version": __version__, **kwargs.pop("metadata", {})}
     with tempfile.TemporaryDirectory(prefix="petrostream-model-") as tmp:
         model_dir = model.save(Path(tmp) / ARTIFACT_KEY)
         info = mlflow.pyfunc.log_model(

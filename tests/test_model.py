@@ -1,0 +1,158 @@
+"""Model contract: predict == stream scorer on real data, alignment, persistence, pyfunc in a fresh process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import IsolationForest
+from sklearn.preprocessing import StandardScaler
+
+from petrostream.dataset import discover, read_instance
+from petrostream.features import FeatureConfig, feature_matrix
+from petrostream.model import ALARM_COL, SCORE_COL, AnomalyModel, ModelError
+
+
+@pytest.fixture(scope="module")
+def rows(threew_dir):
+    """Raw rows of 5 real 3W instances (classes 2, 3, 4, 6 + a drawn one), capped at 5000 rows each."""
+    infos = discover(threew_dir)
+    picked = [next(i for i in infos if i.event_class == c and i.is_real) for c in (2, 3, 4, 6)]
+    picked.append(next(i for i in infos if i.source == "DRAWN"))
+    frames = []
+    for info in picked:
+        f = read_instance(info).iloc[:5000].reset_index()
+        f.insert(0, "instance_id", info.instance_id)
+        frames.append(f)
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def model(rows):
+    cfg = FeatureConfig()
+    X = feature_matrix(rows, cfg)[::5]  # a few thousand rows is enough for a contract test
+    det = IsolationForest(n_estimators=50, max_samples=256, random_state=0).fit(X)
+    thr = float(np.quantile(-det.score_samples(X), 0.95))
+    return AnomalyModel.from_parts(detector=det, threshold=thr, feature_config=cfg,
+                                   metadata={"family": "iforest", "params": {"n_estimators": 50}})
+
+
+def test_predict_contract(model, rows):
+    out = model.predict(rows)
+    assert list(out.columns) == [SCORE_COL, ALARM_COL]
+    assert out.index.equals(rows.index)
+    assert out[SCORE_COL].dtype == np.float64 and np.isfinite(out[SCORE_COL]).all()
+    assert set(out[ALARM_COL].unique()) <= {0, 1}
+    assert (out[ALARM_COL] == (out[SCORE_COL] > model.threshold)).all()
+    assert 0 < out[ALARM_COL].mean() < 0.5
+    # anomaly_score = -score_samples (higher = more anomalous)
+    X = feature_matrix(rows, model.feature_config)
+    np.testing.assert_array_equal(out[SCORE_COL].to_numpy(), -model.detector.score_samples(X))
+
+
+def test_predict_is_per_instance_and_order_independent(model, rows):
+    ref = model.predict(rows)
+    shuffled = rows.sample(frac=1.0, random_state=2)
+    shuffled.index = shuffled.index * 10 + 3  # arbitrary index labels
+    out = model.predict(shuffled)
+    assert out.index.equals(shuffled.index)
+    np.testing.assert_array_equal(out.to_numpy(), ref.loc[(shuffled.index - 3) // 10].to_numpy())
+    one = rows[rows["instance_id"] == rows["instance_id"].iloc[-1]]
+    np.testing.assert_array_equal(model.predict(one).to_numpy(), ref.loc[one.index].to_numpy())
+    # without instance_id (one instance), timestamp as index: same scores
+    alone = one.drop(columns="instance_id").set_index("timestamp")
+    np.testing.assert_array_equal(model.predict(alone).to_numpy(), ref.loc[one.index].to_numpy())
+
+
+def test_stream_scorer_equals_predict_row_for_row(model, rows):
+    ref = model.predict(rows)
+    # the stream interleaves instances in time order (as a consumer sees them), micro-batches of uneven size
+    stream = rows.assign(seq=rows.groupby("instance_id").cumcount()).sort_values(["seq", "instance_id"],
+                                                                                 kind="stable")
+    scorer = model.stream_scorer()
+    rng = np.random.default_rng(0)
+    outs, i = [], 0
+    while i < len(stream):
+        m = int(rng.choice([1, 1, 2, 9, 50, 333, 1200]))
+        outs.append(scorer.score(stream.iloc[i : i + m]))
+        i += m
+    out = pd.concat(outs)
+    assert out.index.equals(stream.index)
+    np.testing.assert_array_equal(out.loc[rows.index].to_numpy(), ref.to_numpy())
+    assert sorted(scorer.instances()) == sorted(rows["instance_id"].unique())
+    scorer.forget(rows["instance_id"].iloc[0])
+    assert len(scorer.instances()) == 4
+    assert scorer.score(rows.iloc[:0]).empty
+
+
+def test_subset_of_variables_and_nan(model, rows):
+    part = rows[rows["instance_id"] == rows["instance_id"].iloc[0]][["instance_id", "timestamp", "P-TPT", "T-TPT"]]
+    part = part.assign(**{"T-TPT": part["T-TPT"].where(part.index % 7 != 0)})
+    out = model.predict(part)
+    assert out.index.equals(part.index) and np.isfinite(out[SCORE_COL]).all()
+
+
+def test_save_load_roundtrip_with_scaler(model, rows, tmp_path):
+    X = feature_matrix(rows, model.feature_config)[::10]
+    scaler = StandardScaler().fit(X)
+    det = IsolationForest(n_estimators=20, random_state=1).fit(scaler.transform(X))
+    m = AnomalyModel(model.feature_config, det, 0.55, scaler, {"family": "iforest", "rows": np.int64(5)})
+    m.save(tmp_path / "m")
+    back = AnomalyModel.load(tmp_path / "m")
+    assert back.threshold == 0.55 and back.metadata == {"family": "iforest", "rows": 5}
+    assert back.feature_config == m.feature_config
+    np.testing.assert_array_equal(back.predict(rows).to_numpy(), m.predict(rows).to_numpy())
+    assert m.with_threshold(9.0).predict(rows)[ALARM_COL].sum() == 0
+
+
+def test_bad_parts_are_refused(model, tmp_path):
+    with pytest.raises(ModelError, match="score_samples"):
+        AnomalyModel.from_parts(detector=object(), threshold=0.5)
+    with pytest.raises(ModelError, match="threshold"):
+        AnomalyModel.from_parts(detector=model.detector, threshold=float("nan"))
+    with pytest.raises(ModelError, match="feature matrix"):
+        model.score_features(np.zeros((3, 5)))
+    with pytest.raises(ModelError, match="model.json"):
+        AnomalyModel.load(tmp_path)
+
+
+FRESH = textwrap.dedent("""
+    import sys
+    import mlflow, pandas as pd
+    df = pd.read_parquet(sys.argv[1])
+    out = mlflow.pyfunc.load_model("models:/petrostream-anomaly@champion").predict(df)
+    assert isinstance(out, pd.DataFrame), type(out)
+    out.to_parquet(sys.argv[2])
+""")
+
+
+def test_pyfunc_roundtrip_by_alias_in_a_fresh_process(model, rows, mlflow_tmp, tmp_path):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from petrostream import pyfunc
+
+    mlflow.set_tracking_uri(mlflow_tmp)
+    try:
+        exp = mlflow.create_experiment("contract", artifact_location=(tmp_path / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=exp):
+            info = pyfunc.log_model(model, registered_model_name="petrostream-anomaly", input_example_rows=rows)
+        MlflowClient().set_registered_model_alias("petrostream-anomaly", "champion", info.registered_model_version)
+        back = pyfunc.load("models:/petrostream-anomaly@champion")
+        assert isinstance(back, AnomalyModel) and back.threshold == model.threshold
+    finally:
+        mlflow.set_tracking_uri(None)
+
+    sample = rows.groupby("instance_id").head(1500).drop(columns=["class"])
+    sample.index = sample.index + 100_000  # non-default index must be preserved
+    sample.to_parquet(tmp_path / "in.parquet")
+    proc = subprocess.run([sys.executable, "-c", FRESH, str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert list(out.columns) == [SCORE_COL, ALARM_COL] and out.index.equals(sample.index)
+    np.testing.assert_array_equal(out.to_numpy(), model.predict(sample).to_numpy())
