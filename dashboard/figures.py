@@ -146,16 +146,21 @@ def well_history(hist: pd.DataFrame, columns: Sequence[str], episodes: pd.DataFr
     fig.update_yaxes(range=[-0.5, 9.5], dtick=1, row=r_label, col=1)
     if not hist.empty:
         for s, e in _runs(ts, label.fillna(0) > 0, bucket_s)[:300]:
-            fig.add_vrect(x0=s, x1=e, fillcolor=LABEL_FILL, line_width=0, layer="below")
+            _band(fig, s, e, LABEL_FILL)
     if episodes is not None and not episodes.empty:
         for s, e in zip(pd.to_datetime(episodes["start_ts"]), pd.to_datetime(episodes["end_ts"]), strict=True):
             e = e if not pd.isna(e) else s
-            fig.add_vrect(x0=s, x1=e + pd.Timedelta(seconds=max(bucket_s, 1)), fillcolor=ALARM_FILL, line_width=0,
-                          layer="below")
+            _band(fig, s, e + pd.Timedelta(seconds=max(bucket_s, 1)), ALARM_FILL)
     res = "1 s (raw)" if bucket_s <= 1 else f"{_human_seconds(bucket_s)} buckets (avg line, min-max band)"
     fig.update_layout(title=f"{title}  -  resolution {res}".strip(" -"), height=220 * rows + 80,
                       hovermode="x unified", legend={"orientation": "h", "y": -0.08}, **_LAYOUT)
     return fig
+
+
+def _band(fig: go.Figure, x0, x1, color: str) -> None:
+    """One shaded time band across every stacked subplot (shared x axis, paper-height)."""
+    fig.add_shape(type="rect", xref="x", yref="paper", x0=x0, x1=x1, y0=0, y1=1, fillcolor=color, line_width=0,
+                  layer="below")
 
 
 def _human_seconds(s: int) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from petrostream.lake import QUARANTINE_PREFIX, LakeStore
@@ -60,6 +61,9 @@ def lake_state(settings: Settings | None = None) -> LakeState:
         return LakeState(True, where)
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     where = f"s3://{s.curated_bucket} ({'emulator ' + endpoint if endpoint else 'AWS'})"
+    if endpoint and not _port_open(endpoint):  # fail fast: boto3 would retry a refused connection for a while
+        return LakeState(False, where, f"Cannot reach the local AWS emulator at {endpoint}: it is not running. "
+                                       "Start it with `petrostream local up` (or `make demo`).")
     try:
         resp = store.s3.list_objects_v2(Bucket=s.curated_bucket, Prefix="scored/", MaxKeys=1)
     except Exception as exc:  # connection refused, no credentials, no bucket...
@@ -79,6 +83,19 @@ def lake_state(settings: Settings | None = None) -> LakeState:
         return LakeState(False, where, f"No scored readings in {where} yet. Is the inference service running and "
                                        "the producer replaying? (`make demo` does both.)")
     return LakeState(True, where)
+
+
+def _port_open(url: str, timeout: float = 1.0) -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    port = u.port or (443 if u.scheme == "https" else 80)
+    try:
+        with socket.create_connection((u.hostname or "127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 # ------------------------------------------------------------------ inference service /metrics
@@ -219,25 +236,40 @@ def mlflow_registry(settings: Settings | None = None) -> Registry:
 def run_json_artifact(run_id: str, candidates: tuple[str, ...], settings: Settings | None = None) -> dict | None:
     """The first JSON artifact of a run found among ``candidates`` (artifact paths), or None."""
     s = settings or get_settings()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         import mlflow
+        from mlflow import MlflowClient
 
+        client = MlflowClient(tracking_uri=s.mlflow_tracking_uri)
+        present: set[str] = set()
+        for folder in {str(Path(c).parent) for c in candidates}:
+            path = None if folder == "." else folder
+            present |= {a.path for a in client.list_artifacts(run_id, path) if not a.is_dir}
         mlflow.set_tracking_uri(s.mlflow_tracking_uri)
         for name in candidates:
-            try:
-                return mlflow.artifacts.load_dict(f"runs:/{run_id}/{name}")
-            except Exception:
-                continue
-    except Exception:
-        return None
+            if name in present:
+                doc = mlflow.artifacts.load_dict(f"runs:/{run_id}/{name}")
+                return doc if isinstance(doc, dict | list) else None
+    except Exception as exc:
+        log.warning("run artifact unreadable", extra={"run_id": run_id, "error": str(exc)[:200]})
     return None
 
 
 # ------------------------------------------------------------------ models bucket: champion + promotion history
 
 
+def _s3_unreachable(settings: Settings) -> bool:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    return settings.lake_dir is None and bool(endpoint) and not _port_open(endpoint)
+
+
 def _read_key(bucket: str, key: str, settings: Settings | None = None) -> bytes | None:
-    store = LakeStore(settings or get_settings())
+    """An object's bytes, or None when it (or the emulator) is not there."""
+    s = settings or get_settings()
+    if _s3_unreachable(s):
+        return None
+    store = LakeStore(s)
     try:
         return store.get(bucket, key)
     except Exception:
@@ -267,6 +299,8 @@ def quarantine_records(settings: Settings | None = None, max_objects: int = 500)
     first, at most ``max_objects`` objects. Columns: dt, key, reason + whatever the record carried."""
     s = settings or get_settings()
     store = LakeStore(s)
+    if _s3_unreachable(s):
+        return pd.DataFrame(columns=["dt", "key", "reason"])
     try:
         keys = [k for k in store.list(s.curated_bucket, f"{QUARANTINE_PREFIX}/") if k.endswith(".jsonl")]
     except Exception as exc:
@@ -275,7 +309,11 @@ def quarantine_records(settings: Settings | None = None, max_objects: int = 500)
     rows = []
     for key in sorted(keys, reverse=True)[:max_objects]:
         m = re.search(r"/dt=([^/]+)/", key)
-        for doc in read_json_lines(_read_key(s.curated_bucket, key, s)):
+        try:
+            data = store.get(s.curated_bucket, key)
+        except Exception:  # removed since listed
+            continue
+        for doc in read_json_lines(data):
             rows.append({"dt": m.group(1) if m else "", "key": key, **doc})
     df = pd.DataFrame(rows)
     if df.empty:
@@ -329,9 +367,21 @@ def confusion_from_metrics(metrics: dict[str, float]) -> list[list[float]] | Non
         tail = re.split(r"[_./-]", name.lower())[-1]
         if tail in ("tp", "fp", "fn", "tn") and tail not in found:
             found[tail] = float(value)
-    if len(found) != 4:
-        return None
-    return [[found["tn"], found["fp"]], [found["fn"], found["tp"]]]
+    if len(found) == 4:
+        return [[found["tn"], found["fp"]], [found["fn"], found["tp"]]]
+    # petrostream.metrics.EvaluationReport: counts of event/normal rows and the observation-level rates
+    for name in metrics:
+        if not name.endswith("n_event_rows"):
+            continue
+        prefix = name[: -len("n_event_rows")]
+        keys = [prefix + k for k in ("n_event_rows", "n_normal_rows", "obs_recall", "obs_fpr")]
+        if all(k in metrics for k in keys):
+            pos, neg, recall, fpr = (float(metrics[k]) for k in keys)
+            if any(np.isnan(x) for x in (pos, neg, recall, fpr)):
+                continue
+            tp, fp = round(recall * pos), round(fpr * neg)
+            return [[neg - fp, float(fp)], [pos - tp, float(tp)]]
+    return None
 
 
 @dataclass
@@ -439,30 +489,19 @@ def _parse_time(value: Any) -> pd.Timestamp | None:
 
 
 def champion_manifest(settings: Settings | None = None) -> dict | None:
-    """The champion manifest (champion.json) in the models bucket, or None."""
+    """The champion manifest (``<model name>/champion.json`` in the models bucket, written last by
+    ``petrostream export``), or None. Read through LakeStore, so a folder lake works too."""
+    from petrostream.model_store import manifest_key
+
     s = settings or get_settings()
-    for key in champion_manifest_keys():
-        data = _read_key(s.models_bucket, key, s)
-        if data:
-            try:
-                doc = json.loads(data)
-            except ValueError:
-                continue
-            if isinstance(doc, dict):
-                return doc
-    return None
-
-
-def champion_manifest_keys() -> tuple[str, ...]:
+    data = _read_key(s.models_bucket, manifest_key(s.model_name, CHAMPION_ALIAS), s)
+    if not data:
+        return None
     try:
-        from petrostream import model_store  # written by the model engineer
-
-        key = getattr(model_store, "CHAMPION_KEY", None) or getattr(model_store, "MANIFEST_KEY", None)
-        if key:
-            return (str(key),)
-    except ImportError:
-        pass
-    return ("champion.json", "champion/champion.json", "models/champion.json")
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def promotion_history_keys() -> tuple[str, ...]:

@@ -190,6 +190,85 @@ def build_lake(root: Path, now: pd.Timestamp | None = None, with_data: bool = Tr
     return LakeFixture(root, lake_dir, reports, now, scored, ev, QUARANTINE + QUARANTINE_DAY1)
 
 
+# ------------------------------------------------------------------ model registry, manifest, reports
+
+MODEL_NAME = "petrostream-anomaly"
+VERSION_METRICS = {
+    1: {"obs_precision": 0.61, "obs_recall": 0.52, "obs_f1": 0.56, "obs_fpr": 0.04, "roc_auc": 0.81,
+        "n_event_rows": 1000.0, "n_normal_rows": 4000.0, "class_3_obs_recall": 0.40, "class_4_obs_recall": 0.55,
+        "class_3_median_delay_s": 120.0, "class_4_median_delay_s": 60.0},
+    2: {"obs_precision": 0.72, "obs_recall": 0.64, "obs_f1": 0.68, "obs_fpr": 0.02, "roc_auc": 0.88,
+        "n_event_rows": 1000.0, "n_normal_rows": 4000.0, "class_3_obs_recall": 0.58, "class_4_obs_recall": 0.70,
+        "class_3_median_delay_s": 90.0, "class_4_median_delay_s": 45.0},
+}
+CONFUSION_V2 = [[3920, 80], [360, 640]]
+CHAMPION_VERSION = "2"
+PROMOTED_AT = "2024-05-01T09:00:00+00:00"
+
+
+def build_registry(uri: str, artifact_root: Path, name: str = MODEL_NAME) -> dict[str, str]:
+    """Two registered versions with run metrics; v2 logs a confusion matrix; @champion -> v2,
+    @challenger -> v1. Returns {version: run_id}."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = client.create_experiment("dashboard-tests", artifact_location=str(artifact_root))
+    client.create_registered_model(name)
+    runs = {}
+    for version, metrics in VERSION_METRICS.items():
+        run = client.create_run(exp, run_name=f"train-v{version}")
+        rid = run.info.run_id
+        client.log_batch(rid, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()])
+        if version == 2:
+            client.log_dict(rid, {"matrix": CONFUSION_V2, "labels": ["normal", "event"]}, "confusion_matrix.json")
+        client.set_terminated(rid)
+        mv = client.create_model_version(name, source=str(artifact_root / f"model-v{version}"), run_id=rid)
+        runs[str(mv.version)] = rid
+    client.set_registered_model_alias(name, "champion", CHAMPION_VERSION)
+    client.set_registered_model_alias(name, "challenger", "1")
+    return runs
+
+
+def write_manifest(lake_dir: Path, run_id: str, name: str = MODEL_NAME) -> str:
+    """champion.json where petrostream.model_store puts it (models bucket, ``<name>/champion.json``)."""
+    from petrostream.model_store import manifest_key
+
+    store = LakeStore(settings=Settings(lake_dir=lake_dir), lake_dir=lake_dir)
+    key = manifest_key(name, "champion")
+    doc = {"manifest_version": 1, "name": name, "version": CHAMPION_VERSION, "run_id": run_id, "alias": "champion",
+           "metrics": VERSION_METRICS[2], "bucket": store.settings.models_bucket, "prefix": f"{name}/v2/",
+           "files": {}, "exported_at": PROMOTED_AT, "exported_by": "tests@localhost"}
+    store.put(store.settings.models_bucket, key, json.dumps(doc).encode())
+    return key
+
+
+VALIDATION_FILES = [
+    {"file": "3/WELL-00014_20170919210016.parquet", "status": "pass", "rows": 17000, "seconds": 0.4, "failed": [],
+     "warnings": [], "error": None},
+    {"file": "4/WELL-00001_20170316120203.parquet", "status": "fail", "rows": 9000, "seconds": 0.3,
+     "failed": ["P-PDG: values between 0 and 1e8 (12 rows outside)"], "warnings": [], "error": None},
+    {"file": "6/broken.parquet", "status": "error", "rows": 0, "seconds": 0.0, "failed": [], "warnings": [],
+     "error": "not a parquet file"},
+]
+
+
+def write_validation(reports_dir: Path) -> Path:
+    """``<reports>/validation/latest.json`` in the shape petrostream.quality.write_reports writes (the logic
+    tests check the reader against the real writer), plus a tiny Data Docs index."""
+    docs = reports_dir / "data_docs" / "index.html"
+    docs.parent.mkdir(parents=True, exist_ok=True)
+    docs.write_text("<html><body><h1>Data Docs</h1></body></html>")
+    counts = {st: sum(1 for f in VALIDATION_FILES if f["status"] == st) for st in ("pass", "fail", "error")}
+    return write_json(reports_dir / "validation" / "latest.json", {
+        "suite": "raw_3w_instance", "directory": "/data/3w", "started_at": "2024-05-01T08:00:00+00:00",
+        "finished_at": "2024-05-01T08:01:00+00:00", "seconds": 60.0, "success": False,
+        "counts": {"files": len(VALIDATION_FILES), **counts, "warned": 0},
+        "rows": sum(f["rows"] for f in VALIDATION_FILES), "progress": "", "data_docs": str(docs.resolve()),
+        "files": VALIDATION_FILES,
+    })
+
+
 def write_json(path: Path, doc: object) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, default=str))
