@@ -452,15 +452,15 @@ def replay(
         cp = Checkpoint(cp_path, stream)
     summary.checkpoint = str(cp_path) if checkpoint else None
 
-    pending, total = _plan(infos, align, max_rows_per_instance, cp if resume else None, bad)
-    if not pending:
-        raise NoInstancesError(f"no readable 3W instance in {_describe(sources)}")
-
     writer = KinesisWriter(
         stream, client=client, rows_per_record=rows_per_record, linger_ms=linger_ms, max_attempts=max_attempts,
         shard_budget=shard_budget, shard_records_per_s=shard_records_per_s, shard_bytes_per_s=shard_bytes_per_s,
         strict_order=strict_order, seed=seed, backoff_base_s=backoff_base_s, backoff_cap_s=backoff_cap_s,
     )
+    pending, total = _plan(infos, align, max_rows_per_instance, cp if resume else None, bad)
+    if not pending:
+        raise NoInstancesError(f"no readable 3W instance in {_describe(sources)}")
+
     run = _Run(summary, writer, cp, speed_f, checkpoint, checkpoint_every_s,
                Progress(f"produce -> {stream}", total=total or None, unit="rows", enabled=progress), _Stop(stop))
 

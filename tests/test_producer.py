@@ -155,7 +155,7 @@ def test_every_row_exactly_once_despite_partial_failures_and_throttling(fresh_st
     assert_exactly_once(stream, expected)
     assert summary.rows == len(expected)
     assert summary.retries > 0 and summary.failed_entries > 0 and summary.throttled_calls > 0
-    assert summary.aggregation == pytest.approx(len(expected) / summary.records)
+    assert 4.9 < summary.aggregation <= 5  # rows of one instance packed 5 to a record
     assert all(c["records"] <= MAX_RECORDS_PER_CALL and c["bytes"] <= MAX_BYTES_PER_CALL for c in flaky.calls)
     assert max(c["records"] for c in flaky.calls) > 100  # batching really happened
     cp = json.loads((tmp_path / "cp.json").read_text())
