@@ -24,6 +24,15 @@ POWERBI_VIEWS: tuple[str, ...] = (
     "v_event_classes",
 )
 FORMATS = ("parquet", "csv")
+# Rows in a stable order, so two exports of the same data are the same files.
+ORDER_BY: dict[str, str] = {
+    "v_exec_monthly": "month",
+    "v_exec_yearly": "year",
+    "v_daily_well_summary": "well, dt",
+    "v_model_performance": "model_version, dt",
+    "v_well_status": "well",
+    "v_event_classes": "label",
+}
 
 
 def _write(df: pd.DataFrame, path: Path, fmt: str) -> None:
@@ -56,7 +65,7 @@ def export_views(
     entries: dict[str, dict] = {}
     for view in views:
         t0 = time.monotonic()
-        df = backend.view(view)
+        df = backend.view(view, order_by=ORDER_BY.get(view))
         path = dest / f"{view}.{fmt}"
         _write(df, path, fmt)
         entries[view] = {"file": path.name, "rows": len(df), "columns": list(map(str, df.columns))}
