@@ -58,7 +58,8 @@ def _session():
 def client(service: str, settings: Settings | None = None, **config: Any):
     """A boto3 client for ``service``; retries adaptive, endpoint from AWS_ENDPOINT_URL."""
     s = settings or get_settings()
-    cfg = Config(retries={"max_attempts": 8, "mode": "adaptive"}, **config)
+    config.setdefault("retries", {"max_attempts": 8, "mode": "adaptive"})
+    cfg = Config(**config)
     with _lock:  # boto3 sessions are not thread-safe while creating clients
         return _session().client(service, region_name=s.region, config=cfg)
 
