@@ -373,6 +373,8 @@ def _short(v: Any) -> str:
         return "{" + text + (", ..." if len(items) > 12 else "") + "}"
     if isinstance(v, float | np.floating):
         f = float(v)
+        if f != f or abs(f) == float("inf"):
+            return str(f)
         if abs(f) >= 1e300:
             return "max" if f > 0 else "-max"
         return f"{f:.6g}"
@@ -552,10 +554,12 @@ def _validate_entry(e: Entry, suite: str, doc: dict, keep: bool) -> FileResult:
     )
 
 
-def report_paths(reports_dir: str | Path) -> dict[str, Path]:
+def report_paths(reports_dir: str | Path, suite_name: str = "raw_3w_instance") -> dict[str, Path]:
+    """``summary``: the latest run whatever its suite; ``suite_summary``: the latest run of that suite."""
     reports_dir = Path(reports_dir)
     return {
         "summary": reports_dir / "validation" / "latest.json",
+        "suite_summary": reports_dir / "validation" / f"latest-{suite_name}.json",
         "data_docs": reports_dir / "data_docs" / "index.html",
     }
 
@@ -570,7 +574,7 @@ def write_reports(
     progress_line: str = "",
 ) -> dict[str, Path]:
     """Data Docs (HTML) and the machine-readable summary the dashboard reads."""
-    paths = report_paths(reports_dir)
+    paths = report_paths(reports_dir, suite_name)
     with _lock:
         engine = _get_engine()
         try:
@@ -602,11 +606,12 @@ def write_reports(
             for r in results
         ],
     }
-    out = paths["summary"]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=1, default=str) + "\n")
-    tmp.replace(out)
+    text = json.dumps(summary, indent=1, default=str) + "\n"
+    for out in (paths["suite_summary"], paths["summary"]):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".json.tmp")
+        tmp.write_text(text)
+        tmp.replace(out)  # atomic: the dashboard never reads half a file
     paths["data_docs"] = docs
     return paths
 
