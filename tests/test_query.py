@@ -412,6 +412,21 @@ def test_new_objects_show_up_after_the_refresh_interval(tmp_path, data):
         backend.close()
 
 
+def test_an_object_removed_between_listings_is_not_an_error(tmp_path, data):
+    scored, _ = data
+    settings = Settings(lake_dir=tmp_path)
+    one_well = scored[scored["well_id"] == WELLS[0]]
+    keys = write_partitioned(SCORED, one_well, "b0", LakeStore(settings))
+    backend = DuckDBBackend(settings, refresh_seconds=3600)
+    try:
+        assert backend.query("SELECT count(*) AS n FROM v_scored")["n"].iloc[0] == len(one_well)
+        (tmp_path / settings.curated_bucket / keys[0]).unlink()  # e.g. a compaction removed it
+        left = one_well[one_well["ts"].dt.strftime("%Y-%m-%d") != keys[0].split("dt=")[1][:10]]
+        assert backend.query("SELECT count(*) AS n FROM v_scored")["n"].iloc[0] == len(left)
+    finally:
+        backend.close()
+
+
 def test_same_results_on_the_emulators_s3(emulator, lake, data):
     """The S3 path (pyarrow S3FileSystem -> emulator) answers exactly what the folder lake answers."""
     import boto3

@@ -93,6 +93,7 @@ def to_duckdb(sql: str, database: str | None = None) -> str:
     if len(trees) > 1:
         raise QueryError(f"one statement at a time, got {len(trees)}")
     tree = trees[0]
+    _path_partitions_to_columns(tree)
     db = (database or "").lower()
     for table in tree.find_all(exp.Table):
         if table.args.get("catalog") is not None and table.catalog.lower() in _CATALOGS:
@@ -103,6 +104,27 @@ def to_duckdb(sql: str, database: str | None = None) -> str:
         return tree.sql(dialect=WRITE_DIALECT)
     except Exception as exc:  # sqlglot unsupported constructs
         raise QueryError(f"cannot translate to DuckDB: {one_line(exc)}") from None
+
+
+_PATH_PARTITION = re.compile(r"/(\w+)=\(\[\^/\]\+\)/")
+PATH_PARTITION_KEYS = ("dt", "well")
+
+
+def _path_partitions_to_columns(tree) -> None:
+    """Athena's idiom for a partition value taken from the object path,
+    ``regexp_extract("$path", '/well=([^/]+)/', 1)``, becomes the partition column itself on DuckDB
+    (where the lake tables carry dt/well as columns): same value, no per-row regex."""
+    from sqlglot import exp
+
+    for node in list(tree.find_all(exp.RegexpExtract)):
+        col = node.this
+        pattern = node.expression
+        group = node.args.get("group")
+        if not (isinstance(col, exp.Column) and col.name == "$path" and isinstance(pattern, exp.Literal)):
+            continue
+        m = _PATH_PARTITION.fullmatch(pattern.name)
+        if m and m.group(1) in PATH_PARTITION_KEYS and (group is None or group.name == "1"):
+            node.replace(exp.column(m.group(1), table=col.table or None))
 
 
 def normalise(df: pd.DataFrame) -> pd.DataFrame:

@@ -189,11 +189,11 @@ class DuckDBBackend(Backend):
     def _create_views(self) -> None:
         s = self.settings
         for name, table in ((s.scored_table, SCORED), (s.events_table, EVENTS)):
-            # Athena reads <table>_all (dt-only projection) and takes well from the hidden "$path".
+            # Athena reads <table>_all (dt-only projection) and takes well from the hidden "$path"; here
+            # the registration already has well as a column (to_duckdb turns the "$path" idiom into it)
+            # and "$path" is rebuilt for ad-hoc queries that select it (computed only when selected).
             path = f"'s3://{table.bucket(s)}/{table.prefix}/dt=' || dt || '/well=' || well || '/'"
-            self.con.execute(
-                f'CREATE OR REPLACE VIEW "{name}_all" AS SELECT * EXCLUDE (well), {path} AS "$path" FROM "{name}"'
-            )
+            self.con.execute(f'CREATE OR REPLACE VIEW "{name}_all" AS SELECT *, {path} AS "$path" FROM "{name}"')
         for f in lake_sql.view_files():
             text = lake_sql.statement(f, s)
             try:
@@ -230,7 +230,14 @@ class DuckDBBackend(Backend):
                 timer.start()
             t0 = time.monotonic()
             try:
-                df = _fetch(self.con, duck_sql)
+                try:
+                    df = _fetch(self.con, duck_sql)
+                except Exception as exc:
+                    # an object replaced or removed since the last listing: re-list once and retry
+                    if not _retryable(exc) or not self._register():
+                        raise
+                    self._last_refresh = time.monotonic()
+                    df = _fetch(self.con, duck_sql)
             except Exception as exc:
                 raise _map_error(exc, self.timeout) from None
             finally:
@@ -267,6 +274,13 @@ def _fetch(con, duck_sql: str) -> pd.DataFrame:
         if t in ("HUGEINT", "UHUGEINT"):
             df.isetitem(i, df.iloc[:, i].round().astype("Int64"))
     return df
+
+
+def _retryable(exc: Exception) -> bool:
+    import duckdb
+
+    fatal = (duckdb.ParserException, duckdb.CatalogException, duckdb.BinderException, duckdb.InterruptException)
+    return isinstance(exc, duckdb.Error) and not isinstance(exc, fatal)
 
 
 def _map_error(exc: Exception, timeout: float | None) -> QueryError:

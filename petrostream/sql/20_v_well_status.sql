@@ -12,16 +12,18 @@ WITH s AS (
 lake AS (
   SELECT max(ts) AS lake_now FROM s
 ),
-ranked AS (
-  SELECT
-    s.*,
-    row_number() OVER (PARTITION BY well ORDER BY ts DESC, scored_at DESC, model_version DESC) AS rn
-  FROM s
-),
 totals AS (
-  SELECT well, count(*) AS total_rows, min(ts) AS first_ts
+  SELECT well, max(ts) AS last_ts, count(*) AS total_rows, min(ts) AS first_ts
   FROM s
   GROUP BY well
+),
+ranked AS (
+  -- the rows at each well's last timestamp (several only if several model versions scored it)
+  SELECT
+    s.*,
+    row_number() OVER (PARTITION BY s.well ORDER BY s.scored_at DESC, s.model_version DESC) AS rn
+  FROM s
+  JOIN totals ON totals.well = s.well AND totals.last_ts = s.ts
 ),
 recent AS (
   SELECT
