@@ -325,8 +325,9 @@ def _batch_features(X: np.ndarray, lengths: np.ndarray, config: FeatureConfig) -
         seg_start += L
     i = 0
     while i < len(pieces):
-        group, rows = [], 0
-        while i < len(pieces) and (not group or rows + pieces[i][2] - pieces[i][0] <= CHUNK_ROWS + ctx):
+        group, rows = [], 0  # small pieces share a pass; a large one goes alone (contiguous fast path)
+        while i < len(pieces) and (not group or (rows + pieces[i][2] - pieces[i][0] <= CHUNK_ROWS // 4
+                                                 and pieces[i][2] - pieces[i][0] <= CHUNK_ROWS // 16)):
             group.append(pieces[i])
             rows += pieces[i][2] - pieces[i][0]
             i += 1
