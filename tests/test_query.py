@@ -337,6 +337,10 @@ def test_fleet_views_match_the_base_tables(lake, data):
     base = lake.query("SELECT well, dt, count(*) AS n FROM scored_readings GROUP BY well, dt")
     fleet = lake.query("SELECT well, dt, count(*) AS n FROM v_scored GROUP BY well, dt")
     assert _sorted(base, ["well", "dt"]).equals(_sorted(fleet, ["well", "dt"]))
+    days = lake.query("""SELECT DISTINCT regexp_extract("$path", '/dt=([^/]+)/', 1) AS d FROM scored_readings_all""")
+    assert sorted(days["d"]) == list(DAYS)
+    path = lake.query('SELECT "$path" AS p FROM scored_readings_all LIMIT 1')["p"].iloc[0]
+    assert path.startswith("s3://petrostream-curated/scored/dt=2017-") and "/well=" in path
     cols = lake.view("v_scored", limit=0).columns.tolist()
     assert cols == [*SCORED.schema.names, "dt", "well"]
     assert lake.view("v_events", limit=0).columns.tolist() == [*EVENTS.schema.names, "dt", "well"]
