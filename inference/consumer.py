@@ -108,7 +108,7 @@ class Consumer:
         self._last_sync = 0.0
         self._resync = True
         self.last_activity = time.monotonic()
-        self.suspects = 0  # eligible leases nobody is working on yet (free, or owner looks dead)
+        self.suspects = -1  # eligible leases nobody works on yet (free, or owner looks dead); -1: not known yet
         self.status = "starting"
         self.error: str | None = None
         self._thread: threading.Thread | None = None
@@ -216,8 +216,10 @@ class Consumer:
             self._sync_shards()
         self._reap()
         self._heartbeat()
-        if self.ready():
-            self._balance()
+        ready = self.ready()
+        if not ready:
+            self.touch()  # waiting for the model is not idleness
+        self._balance(take=ready)
         with self._lock:
             self.metrics.leases_held.set(len(self.workers), consumer=self.cfg.consumer)
 
@@ -300,7 +302,7 @@ class Consumer:
         obs = self._observed.get(lease.key)
         return obs is not None and time.monotonic() - obs.since >= 2.5 * self.cfg.renew_s
 
-    def _balance(self) -> None:
+    def _balance(self, take: bool = True) -> None:
         leases = self.table.list()
         self._observe(leases)
         me = self.cfg.worker_id
@@ -322,6 +324,8 @@ class Consumer:
             1 for lease in eligible
             if lease.key not in held and (not lease.owner or lease.owner == me or self._stale(lease))
         )
+        if not take:
+            return
 
         # leases handed over to us by their previous owner
         for lease in eligible:

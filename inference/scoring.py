@@ -112,7 +112,7 @@ class Episode:
             "mean_score": self.total / self.n if self.n else float("nan"),
             "model_version": self.version,
             "label": None if label is None else int(label),
-            "closed_at": None if self.closed_at is None else pd.Timestamp(self.closed_at, unit="s"),
+            "closed_at": None if self.closed_at is None else pd.Timestamp(round(self.closed_at * 1000), unit="ms"),
         }
 
 

@@ -69,11 +69,13 @@ class Service:
             log.info("stopping", extra={"reason": reason})
         self.stop_event.set()
 
-    def _signals(self) -> None:
+    def _signals(self) -> dict:
         if threading.current_thread() is not threading.main_thread():
-            return
+            return {}
+        old = {}
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda signum, _frame: self.stop(signal.Signals(signum).name))
+            old[sig] = signal.signal(sig, lambda signum, _frame: self.stop(signal.Signals(signum).name))
+        return old
 
     # ------------------------------------------------------------------ wiring
 
@@ -155,11 +157,11 @@ class Service:
     # ------------------------------------------------------------------ run
 
     def run(self) -> int:
-        self._signals()
-        self.build()
-        assert self.consumer is not None
+        old_handlers = self._signals()
         code = 0
         try:
+            self.build()
+            assert self.consumer is not None
             if self.holder is not None:
                 self.holder.start(self.stop_event)
             if self.opts.api and not self.archive:
@@ -170,9 +172,10 @@ class Service:
             code = self._wait()
         finally:
             self.stop_event.set()
-            self.consumer.stop()
-            if not self.consumer.join(self.opts.shutdown_s + 5):
-                log.warning("consumer did not stop in time")
+            if self.consumer is not None:
+                self.consumer.stop()
+                if not self.consumer.join(self.opts.shutdown_s + 5):
+                    log.warning("consumer did not stop in time")
             if self.server is not None:
                 self.server.should_exit = True
                 if self._server_thread is not None:
@@ -180,6 +183,8 @@ class Service:
             m = self.metrics
             log.info("stopped", extra={"reason": self.exit_reason, "rows_out": int(m.rows_out.total()),
                                        "quarantined": int(m.quarantined.total())})
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
         return code
 
     def _wait(self) -> int:

@@ -37,7 +37,10 @@ def to_lake_frame(rows: pd.DataFrame) -> pd.DataFrame:
     df = rows.rename(columns={"timestamp": "ts", **_RENAME})
     if "sent_at" in df.columns:
         sent = pd.to_numeric(df["sent_at"], errors="coerce")
-        df["sent_at"] = pd.to_datetime(sent.where(sent > 0), unit="s")
+        df["sent_at"] = pd.to_datetime((sent.where(sent > 0) * 1000).round(), unit="ms")
+    for col in ("ts", "sent_at", "arrived_at", "scored_at"):
+        if col in df.columns:
+            df[col] = pd.to_datetime(df[col]).dt.floor("ms")  # the lake stores milliseconds
     return df
 
 
@@ -156,7 +159,7 @@ class ScoringProcessor:
                 entries += [quarantine_entry(records[i], reason, self.shard, self.consumer) for i in bad]
             else:
                 scored = result.scored
-                scored["scored_at"] = pd.Timestamp(self.clock(), unit="s")
+                scored["scored_at"] = pd.Timestamp(round(self.clock() * 1000), unit="ms")
                 kept = len(scored)
                 if kept:
                     self.buf.frames.append(scored)
