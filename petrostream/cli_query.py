@@ -87,10 +87,15 @@ def query(
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if deploy:
+        from petrostream.aws import endpoint_url
         from petrostream.query.athena_backend import deploy_sql
+        from petrostream.settings import get_settings
 
-        done = deploy_sql()
-        typer.echo(f"deployed {len(done)} objects: {', '.join(done)}")
+        s = get_settings()
+        done = deploy_sql(s)
+        where = f" at {endpoint_url()}" if endpoint_url() else ""
+        typer.echo(f"deployed {len(done)} objects to Athena{where} (workgroup {s.athena_workgroup}, "
+                   f"database {s.glue_database}): {', '.join(done)}")
         return
     qb = _backend(backend)
     if list_tables:

@@ -694,6 +694,34 @@ def test_athena_requests_result_reuse_for_selects_only(emulator, monkeypatch):
     assert sent[0]["QueryExecutionContext"]["Database"] == s.glue_database
 
 
+def test_athena_without_result_reuse_support_runs_without_it(emulator, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    backend = AthenaBackend(Settings(), poll_initial=0.01)
+    real = backend.client.start_query_execution
+    calls: list[bool] = []
+
+    def engine_v2(**kwargs):
+        calls.append("ResultReuseConfiguration" in kwargs)
+        if "ResultReuseConfiguration" in kwargs:
+            raise ClientError({"Error": {"Code": "InvalidRequestException", "Message":
+                                         "Result reuse is not supported by engine version 2"}}, "StartQueryExecution")
+        return real(**kwargs)
+
+    monkeypatch.setattr(backend.client, "start_query_execution", engine_v2)
+    canned(emulator.endpoint, [("x", "integer")], [[1]])
+    assert backend.query("SELECT 1 AS x")["x"].tolist() == [1]
+    backend.query("SELECT 1 AS x")
+    assert calls == [True, False, False]  # asked once, then never again
+
+
+def test_athena_refusal_is_one_line(emulator):
+    backend = AthenaBackend(Settings(athena_workgroup="no-such-workgroup"), poll_initial=0.01)
+    with pytest.raises(QueryError, match=r"^athena refused the query: ") as info:
+        backend.query("SELECT 1")
+    assert "\n" not in str(info.value)
+
+
 def test_deploy_sql_runs_every_statement_rendered(emulator):
     backend = AthenaBackend(Settings(), poll_initial=0.01)
     done = backend.deploy_sql()

@@ -165,6 +165,11 @@ class AthenaBackend(Backend):
         try:
             return self.client.start_query_execution(**kwargs)["QueryExecutionId"]
         except Exception as exc:
+            if "ResultReuseConfiguration" in kwargs and "reuse" in _client_error(exc).lower():
+                # engine version 2 workgroups do not support result reuse: run without it from now on
+                log.warning("athena result reuse unavailable; disabled", extra={"error": _client_error(exc)})
+                self.reuse_minutes = 0
+                return self.start(sql, reuse=False)
             raise QueryError(f"athena refused the query: {_client_error(exc)}") from None
 
     def wait(self, query_id: str) -> dict:
