@@ -809,3 +809,16 @@ def test_cli_error_in_a_real_process_has_no_traceback(tmp_path):
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == ["error: missing table: no_such_view does not exist"]
+
+
+def test_cli_deploy_and_tables(emulator, capsys, monkeypatch, tmp_path):
+    code, out, _ = _cli(["query", "--deploy"], capsys)
+    assert code == 0 and out.startswith(f"deployed {len(lake_sql.files())} objects to Athena at {emulator.endpoint}")
+    monkeypatch.setenv("PETROSTREAM_LAKE_DIR", str(tmp_path))
+    try:
+        code, out, _ = _cli(["query", "--tables"], capsys)
+        assert code == 0 and {"v_well_status", "well_data", "scored_readings"} <= set(out.split())
+    finally:
+        from petrostream import query
+
+        query.reset()
