@@ -220,17 +220,30 @@ class _Layout:
         return ufunc(pre, left, out=left)
 
 
+def _first_valid(X: np.ndarray) -> np.ndarray:
+    """First non-NaN value of each column (0 where none): the instance's reference level."""
+    if len(X) == 0:
+        return np.zeros(X.shape[1])
+    valid = ~np.isnan(X)
+    first = np.argmax(valid, axis=0)
+    return np.where(valid.any(axis=0), X[first, np.arange(X.shape[1])], 0.0)
+
+
 def _window_features(X: np.ndarray, lengths: np.ndarray, pos0: np.ndarray, sel: np.ndarray,
-                     config: FeatureConfig) -> np.ndarray:
+                     config: FeatureConfig, ref: np.ndarray) -> np.ndarray:
     """Features (F, len(sel)) float32 for rows ``sel`` of X (n, V), given the segments of X.
 
     Row ``t`` must have its trailing ``max_window - 1`` rows in X (or its segment must start at pos0 0).
+    ``ref`` (segments, V): each segment's instance reference level (``_first_valid`` of the instance);
+    sums are taken on values minus it, so variances of large, quiet signals keep their precision.
     """
     V = X.shape[1]
     lay = _Layout(lengths, pos0)
     xs = X[sel]
     valid = ~np.isnan(X)
-    x0 = np.where(valid, X, 0.0)
+    R = np.repeat(ref, lengths, axis=0)
+    x0 = np.where(valid, X - R, 0.0)  # centred on the instance reference, 0 where missing
+    ref_s = R[sel]
     cat = np.array([_is_categorical(v) for v in config.variables])
     groups = set(config.groups)
     need_stats = not cat.all() and bool(groups & {"level", "spread", "trend"})
@@ -248,14 +261,14 @@ def _window_features(X: np.ndarray, lengths: np.ndarray, pos0: np.ndarray, sel: 
                 sums = lay.window(np.hstack([x0, x0 * x0]), 0.0, np.add, w, sel)
                 s, q = sums[:, :V], sums[:, V:]
                 inv_n = 1.0 / np.maximum(n, 1.0)
-                mean = s * inv_n
-                level = np.maximum(np.abs(mean), ABS_FLOOR)
-                std = np.sqrt(np.maximum(q * inv_n - mean * mean, 0.0))
+                mean_c = s * inv_n  # mean minus the reference
+                level = np.maximum(np.abs(mean_c + ref_s), ABS_FLOOR)
+                std = np.sqrt(np.maximum(q * inv_n - mean_c * mean_c, 0.0))
                 std[hi == lo] = 0.0  # exactly constant window: no rounding residue
                 if "level" in groups:
                     std_eff = np.maximum(std, REL_FLOOR * level)
-                    z = np.clip((xs - mean) / std_eff, -Z_CLIP, Z_CLIP)
-                    z[(n < 2) | np.isnan(xs)] = 0.0
+                    z = np.clip((x0[sel] - mean_c) / std_eff, -Z_CLIP, Z_CLIP)
+                    z[(n < 2) | np.isnan(xs) | (hi == lo)] = 0.0  # constant window: the value is the mean
                     f["z"] = z
                 if "spread" in groups:
                     f["std_rel"] = _log_rel(std / level, n)
@@ -317,11 +330,15 @@ def _batch_features(X: np.ndarray, lengths: np.ndarray, config: FeatureConfig) -
     ctx = config.max_window - 1
     out = np.empty((len(feature_names(config)), len(X)), dtype=np.float32)
     pieces: list[tuple[int, int, int, int]] = []  # (context start, first output row, end, pos0 of context start)
+    seg_of: list[int] = []  # segment of each piece
+    refs: list[np.ndarray] = []
     seg_start = 0
-    for L in lengths.tolist():
+    for k, L in enumerate(lengths.tolist()):
+        refs.append(_first_valid(X[seg_start : seg_start + L]))
         for a in range(seg_start, seg_start + L, CHUNK_ROWS):
             c = max(seg_start, a - ctx)
             pieces.append((c, a, min(a + CHUNK_ROWS, seg_start + L), c - seg_start))
+            seg_of.append(k)
         seg_start += L
     i = 0
     while i < len(pieces):
@@ -335,7 +352,7 @@ def _batch_features(X: np.ndarray, lengths: np.ndarray, config: FeatureConfig) -
         offs = np.cumsum([0] + [b - c for c, _, b, _ in group])
         sel = np.concatenate([np.arange(o + a - c, o + b - c) for o, (c, a, b, _) in zip(offs, group, strict=False)])
         res = _window_features(Xg, np.array([b - c for c, _, b, _ in group]), np.array([p for *_, p in group]),
-                               sel, config)
+                               sel, config, np.array([refs[k] for k in seg_of[i - len(group) : i]]))
         out[:, group[0][1] : group[-1][2]] = res  # pieces cover the rows in order
     return out
 
@@ -386,6 +403,7 @@ class StreamingFeatures:
         self._tail_len = self.config.max_window - 1
         self._tails: dict[Hashable, np.ndarray] = {}
         self._seen: dict[Hashable, int] = {}
+        self._refs: dict[Hashable, np.ndarray] = {}  # first valid value per variable (NaN until seen)
 
     def update(self, key: Hashable, frame: pd.DataFrame) -> pd.DataFrame:
         """Features of the new rows of ``key`` (rows in time order), same index as ``frame``."""
@@ -411,8 +429,16 @@ class StreamingFeatures:
 
     def _update(self, keys: list[Hashable], parts: list[np.ndarray]) -> np.ndarray:
         V = len(self.config.variables)
-        chunks, pos0, sel, offset = [], [], [], 0
+        chunks, pos0, sel, refs, offset = [], [], [], [], 0
         for key, new in zip(keys, parts, strict=True):
+            ref = self._refs.get(key)
+            if ref is None or np.isnan(ref).any():
+                first = _first_valid(new)
+                seen_any = ~np.isnan(new).all(axis=0) if len(new) else np.zeros(V, dtype=bool)
+                ref = np.full(V, np.nan) if ref is None else ref
+                ref = np.where(np.isnan(ref) & seen_any, first, ref)
+                self._refs[key] = ref
+            refs.append(np.nan_to_num(ref, nan=0.0))
             tail = self._tails.get(key, np.empty((0, V)))
             seen = self._seen.get(key, 0)
             chunk = np.vstack([tail, new]) if len(tail) else new
@@ -425,11 +451,12 @@ class StreamingFeatures:
         if offset == 0:
             return np.empty((len(self.names), 0), dtype=np.float32)
         return _window_features(np.vstack(chunks), np.array([len(c) for c in chunks]), np.array(pos0),
-                                np.concatenate(sel), self.config)
+                                np.concatenate(sel), self.config, np.array(refs))
 
     def forget(self, key: Hashable) -> None:
         self._tails.pop(key, None)
         self._seen.pop(key, None)
+        self._refs.pop(key, None)
 
     def keys(self) -> list[Hashable]:
         return list(self._seen)
