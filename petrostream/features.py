@@ -312,6 +312,13 @@ def _log_rel(ratio: np.ndarray, n: np.ndarray) -> np.ndarray:
     return r
 
 
+def instance_codes(frame: pd.DataFrame, by: str) -> np.ndarray:
+    """Instance code per row (first-appearance order; a missing id is an instance of its own; no column: one)."""
+    if by not in frame.columns:
+        return np.zeros(len(frame), dtype=np.int64)
+    return pd.factorize(frame[by], use_na_sentinel=False)[0]
+
+
 def _segments(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(starts, lengths) of runs of equal consecutive codes."""
     if len(codes) == 0:
@@ -375,7 +382,7 @@ def compute_features(frame: pd.DataFrame, config: FeatureConfig | None = None) -
 def feature_matrix(frame: pd.DataFrame, config: FeatureConfig | None = None, by: str = KEY) -> np.ndarray:
     """(n, F) float32 features of several instances at once (vectorised); see ``compute_features_grouped``."""
     config = config or FeatureConfig()
-    codes = pd.factorize(frame[by])[0] if by in frame.columns else np.zeros(len(frame), dtype=np.int64)
+    codes = instance_codes(frame, by)
     _, lengths = _segments(codes)
     return _batch_features(raw_matrix(frame, config), lengths, config).T
 
@@ -416,7 +423,7 @@ class StreamingFeatures:
         """
         if len(frame) == 0:
             return _frame(np.empty((len(self.names), 0), dtype=np.float32), frame.index, self.names)
-        codes, uniques = pd.factorize(frame[by])
+        codes, uniques = pd.factorize(frame[by], use_na_sentinel=False)
         order = np.argsort(codes, kind="stable")
         X = raw_matrix(frame, self.config)[order]
         starts, lengths = _segments(codes[order])

@@ -29,7 +29,7 @@ import pandas as pd
 
 from petrostream import __version__, schema
 from petrostream.errors import UserError
-from petrostream.features import KEY, FeatureConfig, StreamingFeatures, feature_matrix, feature_names
+from petrostream.features import KEY, FeatureConfig, StreamingFeatures, feature_matrix, feature_names, instance_codes
 
 SCORE_COL = "anomaly_score"
 ALARM_COL = "is_anomaly"
@@ -59,7 +59,7 @@ def arrange(df: pd.DataFrame, by: str = KEY) -> np.ndarray | None:
     """
     if len(df) == 0:
         return None
-    codes = pd.factorize(df[by])[0] if by in df.columns else np.zeros(len(df), dtype=np.int64)
+    codes = instance_codes(df, by)
     ts = _timestamps(df)
     grouped = int(np.count_nonzero(codes[1:] != codes[:-1])) + 1 == int(codes.max()) + 1
     ordered = ts is None or bool(np.all((ts[1:] >= ts[:-1]) | (codes[1:] != codes[:-1])))
