@@ -143,6 +143,9 @@ fi
 step "terraform apply: whole stack (task definitions on the new image tag)"
 tf apply -input=false -auto-approve -var-file="envs/${ENV_NAME}.tfvars" -var "image_tag=${IMAGE_TAG}"
 
+step "Athena tables and views (the same SQL files the local DuckDB backend runs)"
+run "${PETRO_CLI}" query --deploy
+
 step "deploy ECS services"
 CLUSTER="$(tf_output ecs_cluster_name)"
 run "${PYTHON}" -m petrostream.cli_infra ecs-redeploy --cluster "${CLUSTER}" \

@@ -55,7 +55,7 @@ module "catalog" {
   bucket_names           = local.bucket_names
   bytes_scanned_cutoff   = var.athena_bytes_scanned_cutoff
   athena_results_bucket  = module.storage.bucket_names["athena_results"]
-  projection_range_start = "2017-01-01"
+  projection_range_start = "2010-01-01"
 }
 
 module "streaming" {

@@ -110,7 +110,7 @@ def test_ci_workflow():
     for needle in [
         "make lint",
         "make test",
-        "mypy",
+        "make typecheck",
         "hadolint",
         "hashicorp/setup-terraform",
         "terraform fmt -check",

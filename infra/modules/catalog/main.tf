@@ -13,7 +13,7 @@ resource "aws_glue_catalog_table" "this" {
   parameters = {
     "EXTERNAL"                    = "TRUE"
     "classification"              = "parquet"
-    "parquet.compression"         = "SNAPPY"
+    "parquet.compression"         = "ZSTD"
     "projection.enabled"          = "true"
     "projection.dt.type"          = "date"
     "projection.dt.format"        = "yyyy-MM-dd"

@@ -26,5 +26,5 @@ variable "bytes_scanned_cutoff" {
 variable "projection_range_start" {
   description = "First dt of the date partition projection (yyyy-MM-dd)."
   type        = string
-  default     = "2017-01-01"
+  default     = "2010-01-01"
 }
