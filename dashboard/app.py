@@ -1,6 +1,7 @@
 """PetroStream dashboard: ``streamlit run dashboard/app.py`` (or ``petrostream dashboard``).
 
-The entry point only sets the page up and routes; each page lives in ``dashboard/pages/``.
+The entry point only sets the page up and routes; each page lives in ``dashboard/views/`` (a folder named
+``pages/`` next to the entry point switches Streamlit to its v1 multipage mode until someone opens ``/``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ PAGES = (
 st.set_page_config(page_title="PetroStream", page_icon=":material/oil_barrel:", layout="wide")
 
 pages = [
-    st.Page(HERE / "pages" / file, title=title, url_path=url, icon=icon, default=(i == 0))
+    st.Page(HERE / "views" / file, title=title, url_path=url, icon=icon, default=(i == 0))
     for i, (file, title, url, icon) in enumerate(PAGES)
 ]
 page = st.navigation(pages)

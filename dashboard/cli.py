@@ -22,6 +22,7 @@ def streamlit_command(port: int, address: str, extra: list[str] | None = None) -
         "--server.address", address,
         "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none",
+        "--client.toolbarMode", "viewer",
         *(extra or []),
     ]
 

@@ -58,11 +58,13 @@ def episodes_timeline(episodes: pd.DataFrame) -> go.Figure:
     if episodes.empty:
         return _empty("Anomaly episodes", "no episodes match the filters")
     fig = go.Figure()
+    first, last = pd.to_datetime(episodes["start_ts"]).min(), pd.to_datetime(episodes["end_ts"]).max()
+    span_ms = max(((last - first).total_seconds() if not pd.isna(last) else 0.0) * 1000.0, 1000.0)
     for cls, part in episodes.groupby("event_class", sort=True):
         start = pd.to_datetime(part["start_ts"])
         end = pd.to_datetime(part["end_ts"]).fillna(start)
-        # at least 1 s wide so single-row episodes stay visible
-        width_ms = np.maximum((end - start).dt.total_seconds().to_numpy() * 1000.0, 1000.0)
+        # at least 1/150 of the shown span wide, so short episodes stay visible on a long axis
+        width_ms = np.maximum((end - start).dt.total_seconds().to_numpy() * 1000.0, span_ms / 150.0)
         fig.add_trace(go.Bar(
             base=start, x=width_ms, y=part["well"], orientation="h", name=class_name(cls),
             marker_color=CLASS_COLORS[int(cls) % len(CLASS_COLORS)],

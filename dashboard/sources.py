@@ -531,6 +531,8 @@ def promotion_history(settings: Settings | None = None) -> pd.DataFrame:
 def champion(settings: Settings | None = None, registry: Registry | None = None) -> Champion:
     """The serving champion: the manifest in the models bucket (what the service loads), else the MLflow
     ``champion`` alias; promotion time from the manifest or the promotion history."""
+    from petrostream.model_store import manifest_key
+
     s = settings or get_settings()
     doc = champion_manifest(s)
     history = promotion_history(s)
@@ -538,7 +540,8 @@ def champion(settings: Settings | None = None, registry: Registry | None = None)
         version = doc.get("version") or doc.get("model_version")
         when = _parse_time(doc.get("promoted_at") or doc.get("exported_at") or doc.get("created_at"))
         return Champion(str(version) if version is not None else None, when or _history_time(history, version),
-                        f"champion.json in s3://{s.models_bucket}", doc.get("run_id"), doc.get("threshold"),
+                        LakeStore(s).uri(s.models_bucket, manifest_key(s.model_name, CHAMPION_ALIAS)),
+                        doc.get("run_id"), doc.get("threshold"),
                         manifest=doc)
     reg = registry or mlflow_registry(s)
     if reg.available and CHAMPION_ALIAS in reg.aliases:

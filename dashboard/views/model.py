@@ -1,6 +1,8 @@
 """Model performance: registry versions and aliases, offline metrics, confusion matrix, per-class recall and
 detection delay, promotion history, live performance against the 3W labels, input drift."""
 
+import re
+
 import streamlit as st
 
 from dashboard import figures, queries, sources, ui
@@ -27,7 +29,8 @@ with ui.guard("The MLflow registry"):
         st.dataframe(reg.versions, hide_index=True, width="stretch",
                      column_config={"created": st.column_config.DatetimeColumn("Created (UTC)")})
         metrics = reg.metrics
-        shown = [m for m in metrics.columns if any(m == k or m.endswith(k) for k in KEY_METRICS)]
+        shown = [m for m in metrics.columns
+                 if any(m == k or m.endswith(k) for k in KEY_METRICS) and not re.search(r"class_?\d", m)]
         if shown:
             st.plotly_chart(figures.metrics_by_version(metrics, shown[:8]), width="stretch")
         with st.expander("All metrics per version"):

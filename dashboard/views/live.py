@@ -42,7 +42,7 @@ def live() -> None:
         m[0].metric("Episodes shown", f"{len(episodes):,}")
         m[1].metric("Wells", f"{episodes['well'].nunique() if len(episodes) else 0:,}")
         m[2].metric("Anomalous rows", f"{int(episodes['n_rows'].sum()) if len(episodes) else 0:,}")
-        m[3].metric("Newest episode", ui.fmt_ts(newest))
+        m[3].metric("3W classes", f"{episodes['event_class'].nunique() if len(episodes) else 0:,}")
         if episodes.empty:
             st.info("No episode matches these filters.", icon=":material/filter_alt_off:")
             return
@@ -63,7 +63,8 @@ def live() -> None:
                 "model_version": "Model",
             },
         )
-        st.caption(f"Refreshes every {ui.LIVE_REFRESH}. Up to 500 newest episodes.")
+        st.caption(f"Newest episode in the lake starts {ui.fmt_ts(newest)} (data time). Refreshes every "
+                   f"{ui.LIVE_REFRESH}; up to 500 newest episodes. 'open history' opens the well around the episode.")
         st.plotly_chart(figures.episodes_timeline(episodes), width="stretch")
 
 

@@ -1,1 +1,0 @@
-"""Streamlit pages (run by ``dashboard/app.py`` through ``st.navigation``; this file makes them installable)."""
