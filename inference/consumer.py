@@ -267,7 +267,7 @@ class Consumer:
         with self._lock:
             workers = list(self.workers.values())
         for w in workers:
-            if w.lost or not w.is_alive():
+            if w.lost or w.released or not w.is_alive():
                 continue
             try:
                 lease = self.table.renew(w.lease)
@@ -330,9 +330,10 @@ class Consumer:
         # leases handed over to us by their previous owner
         for lease in eligible:
             if lease.owner == me and lease.handed_by and lease.key not in held:
+                giver = lease.handed_by
                 if self.table.adopt(lease) is not None:
                     self.metrics.lease_events.inc(consumer=self.cfg.consumer, event="adopted")
-                    log.info("lease adopted", extra={"lease": lease.key, "from": lease.handed_by})
+                    log.info("lease adopted", extra={"lease": lease.key, "from": giver})
                     self._start_worker(lease)
                     held.add(lease.key)
 
@@ -348,19 +349,27 @@ class Consumer:
                 self._start_worker(lease)
                 mine += 1
                 self.touch()
-        if mine < target and not free:
-            counts: dict[str, list[Lease]] = {}
-            for lease in eligible:
-                owner = live_owner.get(lease.key)
-                if owner and owner != me:
-                    counts.setdefault(owner, []).append(lease)
-            if counts:
-                victim, theirs = max(counts.items(), key=lambda kv: (len(kv[1]), kv[0]))
-                if len(theirs) > target:
-                    candidates = [lease for lease in theirs if not lease.handoff_to]
-                    if candidates and self.table.request_handoff(random.choice(candidates)):
-                        self.metrics.lease_events.inc(consumer=self.cfg.consumer, event="handoff_requested")
-                        log.info("asked for a lease", extra={"victim": victim, "target": target, "mine": mine})
+        outstanding = any(lease.handoff_to == me for lease in eligible)  # one request at a time: no overshoot
+        if mine < target and not free and not outstanding:
+            self._ask_for_one(eligible, live_owner, target, mine)
+
+    def _ask_for_one(self, eligible: list[Lease], live_owner: dict[str, str | None], target: int, mine: int) -> None:
+        """Short of our share and nothing free: ask the most loaded worker (above its share) for one lease."""
+        me = self.cfg.worker_id
+        counts: dict[str, list[Lease]] = {}
+        for lease in eligible:
+            owner = live_owner.get(lease.key)
+            if owner and owner != me:
+                counts.setdefault(owner, []).append(lease)
+        if not counts:
+            return
+        victim, theirs = max(counts.items(), key=lambda kv: (len(kv[1]), kv[0]))
+        if len(theirs) <= target:
+            return
+        candidates = [lease for lease in theirs if not lease.handoff_to]
+        if candidates and self.table.request_handoff(random.choice(candidates)):
+            self.metrics.lease_events.inc(consumer=self.cfg.consumer, event="handoff_requested")
+            log.info("asked for a lease", extra={"victim": victim, "target": target, "mine": mine})
 
     def _start_worker(self, lease: Lease) -> None:
         w = ShardWorker(self, lease, self.factory(lease.shard))
@@ -382,6 +391,7 @@ class ShardWorker(threading.Thread):
         self.metrics = consumer.metrics
         self._stop_req = threading.Event()
         self.lost = False
+        self.released = False  # released / handed over: nothing left to renew
         self.failed = False
         self.handoff_to: str | None = None
         self.millis_behind = 0.0
@@ -474,6 +484,7 @@ class ShardWorker(threading.Thread):
             return True
         if self.handoff_to:
             self._flush()
+            self.released = True
             if self.table.transfer(self.lease, self.handoff_to):
                 self.metrics.lease_events.inc(consumer=self.cfg.consumer, event="handed_over")
                 log.info("lease handed over", extra={"lease": self.lease.key, "to": self.handoff_to})
@@ -505,6 +516,7 @@ class ShardWorker(threading.Thread):
     def _finish_shard(self) -> None:
         self._flush()
         self.table.checkpoint(self.lease, SHARD_END, self.proc.state())
+        self.released = True
         self.table.release(self.lease)
         self.metrics.lease_events.inc(consumer=self.cfg.consumer, event="shard_end")
         log.info("shard finished", extra={"shard": self.lease.shard})
@@ -558,7 +570,8 @@ class ShardWorker(threading.Thread):
         self.metrics.rows_out.inc(rows, consumer=self.cfg.consumer)
         self.metrics.flushes.inc(consumer=self.cfg.consumer)
         self.metrics.flush_latency.observe(time.perf_counter() - t0)
-        log.info("flushed", extra={"shard": self.lease.shard, "object": name, "rows": rows})
+        log.info("flushed", extra={"shard": self.lease.shard, "object": name, "rows": rows,
+                                   "worker": self.cfg.worker_id})
         self._first = self._last = None
         self.buffered = 0
 
@@ -580,6 +593,7 @@ class ShardWorker(threading.Thread):
         return self._recent[0][0] if self._recent else None
 
     def _release(self) -> None:
+        self.released = True
         try:
             if self.table.release(self.lease):
                 self.metrics.lease_events.inc(consumer=self.cfg.consumer, event="released")

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures are imported from test_inference_support
 """The consumer + scoring + sink in one process against the emulator, with real 3W rows and a real model."""
 
 from __future__ import annotations
