@@ -252,13 +252,17 @@ def confusion_matrix(matrix: Sequence[Sequence[float]], labels: Sequence[str], t
     return fig
 
 
-def per_class_bars(df: pd.DataFrame, value: str, title: str, yaxis: str) -> go.Figure:
-    """Bars per 3W class (columns event_class and ``value``)."""
-    if df.empty or value not in df:
+def per_class_bars(df: pd.DataFrame, values: str | Sequence[str], title: str, yaxis: str) -> go.Figure:
+    """Grouped bars per 3W class (column event_class), one bar per column in ``values`` present in ``df``."""
+    cols = [values] if isinstance(values, str) else list(values)
+    cols = [c for c in cols if c in df]
+    if df.empty or not cols:
         return _empty(title, "not logged for this version")
-    fig = go.Figure(go.Bar(x=[class_name(c) for c in df["event_class"]], y=df[value], name=value,
-                           marker_color=CLASS_COLORS[0]))
-    fig.update_layout(title=title, yaxis_title=yaxis, **_LAYOUT)
+    fig = go.Figure()
+    for i, c in enumerate(cols):
+        fig.add_trace(go.Bar(x=[class_name(k) for k in df["event_class"]], y=df[c], name=c,
+                             marker_color=CLASS_COLORS[i % len(CLASS_COLORS)]))
+    fig.update_layout(title=title, yaxis_title=yaxis, barmode="group", showlegend=len(cols) > 1, **_LAYOUT)
     return fig
 
 

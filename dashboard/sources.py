@@ -233,29 +233,6 @@ def mlflow_registry(settings: Settings | None = None) -> Registry:
         return Registry(False, f"MLflow at {uri} is not readable: {type(exc).__name__}: {str(exc)[:200]}")
 
 
-def run_json_artifact(run_id: str, candidates: tuple[str, ...], settings: Settings | None = None) -> dict | None:
-    """The first JSON artifact of a run found among ``candidates`` (artifact paths), or None."""
-    s = settings or get_settings()
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    try:
-        import mlflow
-        from mlflow import MlflowClient
-
-        client = MlflowClient(tracking_uri=s.mlflow_tracking_uri)
-        present: set[str] = set()
-        for folder in {str(Path(c).parent) for c in candidates}:
-            path = None if folder == "." else folder
-            present |= {a.path for a in client.list_artifacts(run_id, path) if not a.is_dir}
-        mlflow.set_tracking_uri(s.mlflow_tracking_uri)
-        for name in candidates:
-            if name in present:
-                doc = mlflow.artifacts.load_dict(f"runs:/{run_id}/{name}")
-                return doc if isinstance(doc, dict | list) else None
-    except Exception as exc:
-        log.warning("run artifact unreadable", extra={"run_id": run_id, "error": str(exc)[:200]})
-    return None
-
-
 # ------------------------------------------------------------------ models bucket: champion + promotion history
 
 
@@ -336,51 +313,51 @@ def quarantine_summary(records: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ run details: confusion matrix, per class
 
+# How training (training/tracking.py) logs its evaluation on the registered run: flat metrics from
+# petrostream.metrics.EvaluationReport with a prefix (``holdout_`` preferred, then ``best_val_``/``val_``),
+# per-class metrics ``<prefix>class_<k>_<metric>``, and ``report/per_class_holdout.csv``.
+METRIC_PREFIXES = ("holdout_", "test_", "best_val_", "val_", "")
+PER_CLASS_ARTIFACTS = ("report/per_class_holdout.csv", "per_class_holdout.csv", "report/per_class.csv")
+CONFUSION_ARTIFACTS = ("report/confusion_matrix.json", "confusion_matrix.json")
+_PER_CLASS_METRIC = re.compile(r"^(?P<prefix>.*?)class_(?P<k>\d{1,3})_(?P<metric>\w+)$")
 
-_CLASS_IN_NAME = re.compile(r"(?:^|[_./-])(?:class[_-]?|c)?(\d{1,3})(?=$|[_./-])")
 
-
-def class_metrics(metrics: dict[str, float], word: str) -> pd.DataFrame:
-    """Per-3W-class values among a run's metrics whose name holds ``word`` and a class number, e.g.
-    ``recall_class_3``, ``holdout.recall.4``, ``detection_delay_s_class_2`` -> (event_class, metric, value)."""
-    rows = []
+def per_class_from_metrics(metrics: dict[str, float]) -> pd.DataFrame:
+    """One row per 3W class from metrics named ``<prefix>class_<k>_<metric>`` (e.g.
+    ``holdout_class_3_obs_recall``); the most trusted prefix present wins (holdout over validation)."""
+    found: dict[str, dict[int, dict[str, float]]] = {}
     for name, value in metrics.items():
-        low = name.lower()
-        if word not in low:
-            continue
-        rest = low.replace(word, " ")
-        found = _CLASS_IN_NAME.findall(rest)
-        if not found:
-            continue
-        k = int(found[-1])
-        k = k - 100 if k >= 100 else k
-        if 0 <= k <= 9:
-            rows.append({"event_class": k, "metric": name, "value": float(value)})
-    df = pd.DataFrame(rows, columns=["event_class", "metric", "value"])
-    return df.sort_values(["event_class", "metric"], ignore_index=True)
+        m = _PER_CLASS_METRIC.match(name)
+        if m:
+            found.setdefault(m["prefix"], {}).setdefault(int(m["k"]), {})[m["metric"]] = float(value)
+    for prefix in METRIC_PREFIXES:
+        if prefix in found:
+            rows = [{"event_class": k, **v} for k, v in sorted(found[prefix].items())]
+            return pd.DataFrame(rows)
+    if found:
+        prefix = sorted(found)[0]
+        return pd.DataFrame([{"event_class": k, **v} for k, v in sorted(found[prefix].items())])
+    return pd.DataFrame()
+
+
+def _nan(x: float) -> bool:
+    return isinstance(x, float) and np.isnan(x)
 
 
 def confusion_from_metrics(metrics: dict[str, float]) -> list[list[float]] | None:
-    """[[tn, fp], [fn, tp]] from metrics named ``tp``/``fp``/``fn``/``tn`` (any prefix), or None."""
-    found: dict[str, float] = {}
-    for name, value in metrics.items():
-        tail = re.split(r"[_./-]", name.lower())[-1]
-        if tail in ("tp", "fp", "fn", "tn") and tail not in found:
-            found[tail] = float(value)
-    if len(found) == 4:
-        return [[found["tn"], found["fp"]], [found["fn"], found["tp"]]]
-    # petrostream.metrics.EvaluationReport: counts of event/normal rows and the observation-level rates
-    for name in metrics:
-        if not name.endswith("n_event_rows"):
-            continue
-        prefix = name[: -len("n_event_rows")]
+    """[[tn, fp], [fn, tp]] (rows = truth normal/event, cols = no alarm/alarm) from a run's metrics: counts
+    named ``<prefix>tp/fp/fn/tn``, or rebuilt from ``<prefix>n_event_rows``, ``n_normal_rows``, ``obs_recall``
+    and ``obs_fpr`` (what petrostream.metrics.EvaluationReport logs). None when neither is there."""
+    for prefix in METRIC_PREFIXES:
+        counts = [metrics.get(prefix + k) for k in ("tn", "fp", "fn", "tp")]
+        if all(c is not None and not _nan(c) for c in counts):
+            tn, fp, fn, tp = (float(c) for c in counts)
+            return [[tn, fp], [fn, tp]]
         keys = [prefix + k for k in ("n_event_rows", "n_normal_rows", "obs_recall", "obs_fpr")]
-        if all(k in metrics for k in keys):
+        if all(k in metrics and not _nan(float(metrics[k])) for k in keys):
             pos, neg, recall, fpr = (float(metrics[k]) for k in keys)
-            if any(np.isnan(x) for x in (pos, neg, recall, fpr)):
-                continue
-            tp, fp = round(recall * pos), round(fpr * neg)
-            return [[neg - fp, float(fp)], [pos - tp, float(tp)]]
+            tp, fp = float(round(recall * pos)), float(round(fpr * neg))
+            return [[neg - fp, fp], [pos - tp, tp]]
     return None
 
 
@@ -391,71 +368,67 @@ class RunDetails:
     params: dict[str, str] = field(default_factory=dict)
     confusion: list[list[float]] | None = None  # rows = truth, cols = prediction
     confusion_labels: list[str] = field(default_factory=lambda: ["normal", "event"])
-    per_class: pd.DataFrame = field(default_factory=pd.DataFrame)  # event_class, recall, detection_delay_s...
+    per_class: pd.DataFrame = field(default_factory=pd.DataFrame)  # event_class + obs_recall, detection_rate...
     note: str = ""
 
 
-CONFUSION_ARTIFACTS = ("confusion_matrix.json", "eval/confusion_matrix.json", "evaluation/confusion_matrix.json",
-                       "metrics/confusion_matrix.json")
-PER_CLASS_ARTIFACTS = ("per_class.json", "eval/per_class.json", "evaluation/per_class.json", "metrics/per_class.json")
+def _run_artifact(client, run_id: str, candidates: tuple[str, ...]) -> Path | None:
+    """Local copy of the first artifact among ``candidates`` that the run has, or None."""
+    import mlflow
 
-
-def _confusion_from_doc(doc: Any) -> tuple[list[list[float]], list[str]] | None:
-    if isinstance(doc, dict):
-        m = doc.get("matrix") or doc.get("confusion_matrix") or doc.get("values")
-        labels = doc.get("labels") or ["normal", "event"]
-        if m is None and {"tp", "fp", "fn", "tn"} <= set(doc):
-            return [[doc["tn"], doc["fp"]], [doc["fn"], doc["tp"]]], ["normal", "event"]
-        if isinstance(m, list):
-            return [[float(x) for x in row] for row in m], [str(x) for x in labels]
-    if isinstance(doc, list) and doc and isinstance(doc[0], list):
-        return [[float(x) for x in row] for row in doc], ["normal", "event"][: len(doc)] if len(doc) == 2 else \
-            [str(i) for i in range(len(doc))]
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    present: set[str] = set()
+    for folder in {str(Path(c).parent) for c in candidates}:
+        try:
+            present |= {a.path for a in client.list_artifacts(run_id, None if folder == "." else folder)}
+        except Exception:
+            continue
+    for name in candidates:
+        if name in present:
+            try:
+                return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name,
+                                                                tracking_uri=client.tracking_uri))
+            except Exception as exc:
+                log.warning("run artifact unreadable", extra={"run_id": run_id, "artifact": name,
+                                                              "error": str(exc)[:200]})
     return None
 
 
-def _per_class_from_doc(doc: Any) -> pd.DataFrame:
-    """{"3": {"recall": .., "detection_delay_s": ..}, ...} or [{"event_class": 3, ...}, ...]."""
-    rows = []
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            if isinstance(v, dict) and str(k).lstrip("-").isdigit():
-                rows.append({"event_class": int(k), **v})
-    elif isinstance(doc, list):
-        rows = [r for r in doc if isinstance(r, dict) and "event_class" in r]
-    return pd.DataFrame(rows)
-
-
 def run_details(run_id: str, settings: Settings | None = None) -> RunDetails:
-    """Metrics, confusion matrix and per-class recall / detection delay of one training run: from its JSON
-    artifacts when training logged them, else from metrics named by class (see ``class_metrics``)."""
+    """Metrics, confusion matrix and per-class recall / detection delay of the run behind a registered
+    version: per-class from ``report/per_class_holdout.csv`` when training logged it, else from the
+    per-class metrics; the confusion matrix from a JSON artifact or rebuilt from the logged counts/rates."""
     s = settings or get_settings()
     out = RunDetails(run_id)
     try:
         from mlflow import MlflowClient
 
-        run = MlflowClient(tracking_uri=s.mlflow_tracking_uri).get_run(run_id)
+        client = MlflowClient(tracking_uri=s.mlflow_tracking_uri)
+        run = client.get_run(run_id)
     except Exception as exc:
         out.note = f"run {run_id} is not readable: {type(exc).__name__}"
         return out
     out.metrics, out.params = dict(run.data.metrics), dict(run.data.params)
-    doc = run_json_artifact(run_id, CONFUSION_ARTIFACTS, s)
-    parsed = _confusion_from_doc(doc) if doc is not None else None
-    if parsed:
-        out.confusion, out.confusion_labels = parsed
-    else:
+    path = _run_artifact(client, run_id, CONFUSION_ARTIFACTS)
+    if path is not None:
+        try:
+            doc = json.loads(path.read_text())
+            out.confusion = [[float(x) for x in row] for row in doc["matrix"]]
+            out.confusion_labels = [str(x) for x in doc.get("labels") or ["normal", "event"]]
+        except (ValueError, KeyError, TypeError):
+            out.confusion = None
+    if out.confusion is None:
         out.confusion = confusion_from_metrics(out.metrics)
-    per_class = _per_class_from_doc(run_json_artifact(run_id, PER_CLASS_ARTIFACTS, s))
-    if per_class.empty:
-        recall = class_metrics(out.metrics, "recall")
-        delay = class_metrics(out.metrics, "delay")
-        parts = []
-        if not recall.empty:
-            parts.append(recall.groupby("event_class")["value"].first().rename("recall"))
-        if not delay.empty:
-            parts.append(delay.groupby("event_class")["value"].first().rename("detection_delay_s"))
-        per_class = pd.concat(parts, axis=1).reset_index() if parts else pd.DataFrame()
-    out.per_class = per_class
+    path = _run_artifact(client, run_id, PER_CLASS_ARTIFACTS)
+    if path is not None:
+        try:
+            out.per_class = pd.read_csv(path)
+        except Exception:
+            out.per_class = pd.DataFrame()
+    if out.per_class.empty or "event_class" not in out.per_class:
+        out.per_class = per_class_from_metrics(out.metrics)
+    if out.confusion is None and out.per_class.empty:
+        out.note = "This run logged no holdout evaluation (no confusion counts, no per-class metrics)."
     return out
 
 

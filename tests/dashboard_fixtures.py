@@ -193,21 +193,36 @@ def build_lake(root: Path, now: pd.Timestamp | None = None, with_data: bool = Tr
 # ------------------------------------------------------------------ model registry, manifest, reports
 
 MODEL_NAME = "petrostream-anomaly"
+# as training/tracking.py logs them on the registered run: EvaluationReport.to_dict() and per_class_dict()
+# with the "holdout_" prefix
 VERSION_METRICS = {
-    1: {"obs_precision": 0.61, "obs_recall": 0.52, "obs_f1": 0.56, "obs_fpr": 0.04, "roc_auc": 0.81,
-        "n_event_rows": 1000.0, "n_normal_rows": 4000.0, "class_3_obs_recall": 0.40, "class_4_obs_recall": 0.55,
-        "class_3_median_delay_s": 120.0, "class_4_median_delay_s": 60.0},
-    2: {"obs_precision": 0.72, "obs_recall": 0.64, "obs_f1": 0.68, "obs_fpr": 0.02, "roc_auc": 0.88,
-        "n_event_rows": 1000.0, "n_normal_rows": 4000.0, "class_3_obs_recall": 0.58, "class_4_obs_recall": 0.70,
-        "class_3_median_delay_s": 90.0, "class_4_median_delay_s": 45.0},
+    1: {"holdout_obs_precision": 0.61, "holdout_obs_recall": 0.52, "holdout_obs_f1": 0.56, "holdout_obs_fpr": 0.04,
+        "holdout_roc_auc": 0.81, "holdout_n_event_rows": 1000.0, "holdout_n_normal_rows": 4000.0,
+        "holdout_class_3_obs_recall": 0.40, "holdout_class_4_obs_recall": 0.55,
+        "holdout_class_3_detection_rate": 0.5, "holdout_class_4_detection_rate": 0.75,
+        "holdout_class_3_median_delay_s": 120.0, "holdout_class_4_median_delay_s": 60.0,
+        "best_val_obs_f1": 0.58, "threshold": 0.61},
+    2: {"holdout_obs_precision": 0.72, "holdout_obs_recall": 0.64, "holdout_obs_f1": 0.68, "holdout_obs_fpr": 0.02,
+        "holdout_roc_auc": 0.88, "holdout_n_event_rows": 1000.0, "holdout_n_normal_rows": 4000.0,
+        "holdout_class_3_obs_recall": 0.58, "holdout_class_4_obs_recall": 0.70,
+        "holdout_class_3_detection_rate": 0.75, "holdout_class_4_detection_rate": 1.0,
+        "holdout_class_3_median_delay_s": 90.0, "holdout_class_4_median_delay_s": 45.0,
+        "best_val_obs_f1": 0.70, "threshold": 0.6},
 }
-CONFUSION_V2 = [[3920, 80], [360, 640]]
+# v2 also logs report/per_class_holdout.csv (petrostream.metrics.per_class columns), like training does
+PER_CLASS_V2 = pd.DataFrame({
+    "event_class": [3, 4], "name": ["Severe Slugging", "Flow Instability"], "instances": [4, 4],
+    "detected": [3, 4], "detection_rate": [0.75, 1.0], "median_delay_s": [90.0, 45.0], "obs_recall": [0.58, 0.70],
+})
+# rebuilt from holdout_n_event_rows/n_normal_rows and obs_recall/obs_fpr: [[tn, fp], [fn, tp]]
+CONFUSION_V2 = [[3920.0, 80.0], [360.0, 640.0]]
+CONFUSION_V1 = [[3840.0, 160.0], [480.0, 520.0]]
 CHAMPION_VERSION = "2"
 PROMOTED_AT = "2024-05-01T09:00:00+00:00"
 
 
 def build_registry(uri: str, artifact_root: Path, name: str = MODEL_NAME) -> dict[str, str]:
-    """Two registered versions with run metrics; v2 logs a confusion matrix; @champion -> v2,
+    """Two registered versions with run metrics; v2 also logs the per-class CSV; @champion -> v2,
     @challenger -> v1. Returns {version: run_id}."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric
@@ -221,7 +236,10 @@ def build_registry(uri: str, artifact_root: Path, name: str = MODEL_NAME) -> dic
         rid = run.info.run_id
         client.log_batch(rid, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()])
         if version == 2:
-            client.log_dict(rid, {"matrix": CONFUSION_V2, "labels": ["normal", "event"]}, "confusion_matrix.json")
+            csv = artifact_root / "per_class_holdout.csv"
+            csv.parent.mkdir(parents=True, exist_ok=True)
+            PER_CLASS_V2.to_csv(csv, index=False)
+            client.log_artifact(rid, str(csv), "report")
         client.set_terminated(rid)
         mv = client.create_model_version(name, source=str(artifact_root / f"model-v{version}"), run_id=rid)
         runs[str(mv.version)] = rid

@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 from dashboard_fixtures import (
     CHAMPION_VERSION,
+    CONFUSION_V1,
     CONFUSION_V2,
     EXPECTED_STATUS,
     LAG_S,
+    PER_CLASS_V2,
     PROMOTED_AT,
     SPIKE_MAX,
     SPIKE_MIN,
@@ -313,14 +315,16 @@ def test_registry_champion_and_run_details(fx, mlflow_tmp, tmp_path):
     assert reg.available and reg.aliases == {"champion": "2", "challenger": "1"}
     assert list(reg.versions["version"]) == [2, 1]
     assert reg.versions.set_index("version").loc[2, "aliases"] == "champion"
-    assert reg.metrics.set_index("version").loc[2, "obs_f1"] == pytest.approx(0.68)
+    assert reg.metrics.set_index("version").loc[2, "holdout_obs_f1"] == pytest.approx(0.68)
 
-    details = sources.run_details(runs["2"], s)
+    details = sources.run_details(runs["2"], s)  # per-class from report/per_class_holdout.csv
     assert details.confusion == CONFUSION_V2
-    pc = details.per_class.set_index("event_class")
-    assert pc.loc[3, "recall"] == pytest.approx(0.58) and pc.loc[4, "detection_delay_s"] == pytest.approx(45.0)
-    v1 = sources.run_details(runs["1"], s)  # no artifact: confusion derived from the logged rates
-    assert v1.confusion == [[3840, 160], [480, 520]]
+    pd.testing.assert_frame_equal(details.per_class, PER_CLASS_V2)
+    v1 = sources.run_details(runs["1"], s)  # no artifact: per-class from the holdout_class_<k>_* metrics
+    assert v1.confusion == CONFUSION_V1
+    pc = v1.per_class.set_index("event_class")
+    assert pc.loc[3, "obs_recall"] == pytest.approx(0.40) and pc.loc[4, "median_delay_s"] == pytest.approx(60.0)
+    assert set(pc.columns) == {"obs_recall", "detection_rate", "median_delay_s"}
 
     # no manifest in the models bucket: the MLflow alias answers
     champ = sources.champion(s)

@@ -1,14 +1,14 @@
 """Model performance: registry versions and aliases, offline metrics, confusion matrix, per-class recall and
 detection delay, promotion history, live performance against the 3W labels, input drift."""
 
-import re
-
 import streamlit as st
 
 from dashboard import figures, queries, sources, ui
 
-KEY_METRICS = ("f1", "precision", "recall", "roc_auc", "pr_auc", "average_precision", "objective",
-               "recall_at_1pct_fpr", "false_alarms_per_hour")
+# offline metrics compared across versions (0..1 scale), as training logs them on the registered run
+KEY_METRICS = ("obs_precision", "obs_recall", "obs_f1", "roc_auc", "pr_auc", "recall_at_1pct_fpr",
+               "event_detection_rate")
+RECALL_COLUMNS = ("obs_recall", "detection_rate", "recall")
 
 st.title("Model performance")
 ui.lake_caption()
@@ -29,8 +29,9 @@ with ui.guard("The MLflow registry"):
         st.dataframe(reg.versions, hide_index=True, width="stretch",
                      column_config={"created": st.column_config.DatetimeColumn("Created (UTC)")})
         metrics = reg.metrics
-        shown = [m for m in metrics.columns
-                 if any(m == k or m.endswith(k) for k in KEY_METRICS) and not re.search(r"class_?\d", m)]
+        prefix = next((p for p in sources.METRIC_PREFIXES
+                       if any(f"{p}{k}" in metrics for k in KEY_METRICS)), None)
+        shown = [f"{prefix}{k}" for k in KEY_METRICS if prefix is not None and f"{prefix}{k}" in metrics]
         if shown:
             st.plotly_chart(figures.metrics_by_version(metrics, shown[:8]), width="stretch")
         with st.expander("All metrics per version"):
@@ -54,13 +55,14 @@ if reg is not None and reg.available and not reg.versions.empty:
             with c[0]:
                 if details.confusion:
                     st.plotly_chart(figures.confusion_matrix(details.confusion, details.confusion_labels,
-                                                             f"Confusion matrix (v{version}, holdout)"),
+                                                             f"Confusion matrix (v{version}, rows)"),
                                     width="stretch")
                 else:
                     st.info("No confusion matrix was logged for this run.")
+            recall_cols = [col for col in RECALL_COLUMNS if col in details.per_class]
             with c[1]:
-                if not details.per_class.empty and "recall" in details.per_class:
-                    st.plotly_chart(figures.per_class_bars(details.per_class, "recall", "Recall per 3W class",
+                if recall_cols:
+                    st.plotly_chart(figures.per_class_bars(details.per_class, recall_cols, "Recall per 3W class",
                                                            "recall"), width="stretch")
                 else:
                     st.info("No per-class recall was logged for this run.")
@@ -68,9 +70,11 @@ if reg is not None and reg.available and not reg.versions.empty:
                 delay_col = next((col for col in details.per_class.columns if "delay" in col), None)
                 if delay_col:
                     st.plotly_chart(figures.per_class_bars(details.per_class, delay_col,
-                                                           "Detection delay per 3W class", "seconds"),
+                                                           "Detection delay per 3W class (holdout)", "seconds"),
                                     width="stretch")
                 st.dataframe(details.per_class, hide_index=True, width="stretch")
+                st.caption("obs_recall: share of event rows alarmed; detection_rate: share of event instances "
+                           "alarmed at or after the onset; delay: onset to first alarm.")
             if details.note:
                 st.caption(details.note)
 
