@@ -160,15 +160,17 @@ def _episodes(seg: Segment, frame: pd.DataFrame) -> pd.DataFrame:
     }])
 
 
-def build_lake(root: Path, now: pd.Timestamp | None = None, with_data: bool = True) -> LakeFixture:
-    """Write the fixture lake under ``root/lake`` (reports under ``root/reports``)."""
+def build_lake(root: Path, now: pd.Timestamp | None = None, with_data: bool = True,
+               store: LakeStore | None = None) -> LakeFixture:
+    """Write the fixture lake under ``root/lake`` (reports under ``root/reports``), or into ``store``
+    (e.g. the S3 buckets of the emulator)."""
     now = now if now is not None else pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
     lake_dir, reports = root / "lake", root / "reports"
     lake_dir.mkdir(parents=True, exist_ok=True)
     reports.mkdir(parents=True, exist_ok=True)
     if not with_data:
         return LakeFixture(root, lake_dir, reports, now, pd.DataFrame(), pd.DataFrame())
-    store = LakeStore(settings=Settings(lake_dir=lake_dir), lake_dir=lake_dir)
+    store = store or LakeStore(settings=Settings(lake_dir=lake_dir), lake_dir=lake_dir)
     frames, events = [], []
     for k, seg in enumerate(SEGMENTS):
         df = _segment_frame(seg, now)
@@ -248,11 +250,11 @@ def build_registry(uri: str, artifact_root: Path, name: str = MODEL_NAME) -> dic
     return runs
 
 
-def write_manifest(lake_dir: Path, run_id: str, name: str = MODEL_NAME) -> str:
+def write_manifest(lake_dir: Path | None, run_id: str, name: str = MODEL_NAME, store: LakeStore | None = None) -> str:
     """champion.json where petrostream.model_store puts it (models bucket, ``<name>/champion.json``)."""
     from petrostream.model_store import manifest_key
 
-    store = LakeStore(settings=Settings(lake_dir=lake_dir), lake_dir=lake_dir)
+    store = store or LakeStore(settings=Settings(lake_dir=lake_dir), lake_dir=lake_dir)
     key = manifest_key(name, "champion")
     doc = {"manifest_version": 1, "name": name, "version": CHAMPION_VERSION, "run_id": run_id, "alias": "champion",
            "metrics": VERSION_METRICS[2], "bucket": store.settings.models_bucket, "prefix": f"{name}/v2/",

@@ -377,3 +377,36 @@ def test_service_metrics_from_prometheus_text():
 
     down = sources.service_metrics(f"http://127.0.0.1:{free_port()}")
     assert not down.reachable and down.lag_ms is None
+
+
+def test_s3_lake_on_the_emulator(emulator, tmp_path, monkeypatch):
+    """The same lake in the emulator's S3 buckets (no lake_dir): the query layer reads it through S3, the
+    sources list quarantine and read the manifest from the buckets."""
+    import uuid
+
+    from petrostream.lake import LakeStore
+    from petrostream.query.duckdb_backend import DuckDBBackend
+
+    monkeypatch.delenv("PETROSTREAM_LAKE_DIR", raising=False)
+    tag = uuid.uuid4().hex[:8]  # buckets of its own: other tests share this emulator
+    buckets = {f"{kind}_bucket": f"dash-{kind}-{tag}" for kind in ("raw", "curated", "models")}
+    for kind, name in buckets.items():
+        monkeypatch.setenv(f"PETROSTREAM_{kind.upper()}", name)
+    s = Settings(lake_dir=None, query_backend="duckdb")
+    store = LakeStore(s)
+    for name in buckets.values():
+        store.s3.create_bucket(Bucket=name)
+    assert "No scored readings" in sources.lake_state(s).problem
+    fx = build_lake(tmp_path, store=store)
+    write_manifest(None, "run-s3", store=store)
+    assert sources.lake_state(s).ok
+    b = DuckDBBackend(s)
+    try:
+        ov = queries.overview(b, fx.now)
+        assert (ov.rows_total, ov.anomaly_episodes) == (len(fx.scored), len(fx.events))
+        assert queries.well_status(b, fx.now).set_index("well")["status"].to_dict() == EXPECTED_STATUS
+    finally:
+        b.close()
+    assert len(sources.quarantine_records(s)) == len(fx.quarantine)
+    champ = sources.champion(Settings(lake_dir=None, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'none.db'}"))
+    assert champ.version == CHAMPION_VERSION and champ.source.startswith("s3://")
