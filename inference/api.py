@@ -5,7 +5,6 @@
 OpenAPI at ``/openapi.json``, docs at ``/docs``.
 """
 
-from __future__ import annotations
 
 import json
 import logging
@@ -30,10 +29,6 @@ MAX_ROWS = 10_000
 MAX_BYTES = 8 * 1024 * 1024
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """ASGI middleware: refuse request bodies over ``max_bytes`` with 413 (declared or streamed)."""
 
@@ -53,29 +48,25 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await self._refuse(send)
-        seen = 0
-        started = False
-
-        async def limited_receive():
-            nonlocal seen
+        if declared is not None:
+            return await self.app(scope, receive, send)
+        # no declared length (chunked): read up to the limit first, then replay the body to the app
+        messages, seen = [], 0
+        while True:
             message = await receive()
-            if message.get("type") == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
-            return message
+            messages.append(message)
+            if message.get("type") != "http.request":
+                break
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                return await self._refuse(send)
+            if not message.get("more_body", False):
+                break
 
-        async def tracking_send(message):
-            nonlocal started
-            if message.get("type") == "http.response.start":
-                started = True
-            await send(message)
+        async def replay():
+            return messages.pop(0) if messages else await receive()
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send)
+        return await self.app(scope, replay, send)
 
 
 def _row_model(max_rows: int) -> type[BaseModel]:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from test_inference_support import (  # noqa: F401 - fixtures
     assert_exactly_once,
+    assert_scores_match_batch,
     champion,
     encode_records,
     export_version,
@@ -48,7 +49,8 @@ def _quarantine(stream_shards: set[str] | None = None) -> list[dict]:
     return out
 
 
-def test_every_row_lands_exactly_once_with_quarantine_and_episodes(fresh_stream, champion, threew_dir):
+def test_every_row_lands_exactly_once_with_quarantine_and_episodes(fresh_stream, champion, threew_dir,
+                                                                   loaded_model):
     stream = fresh_stream(2)
     parts = slices(threew_dir, rows=700)
     records = encode_records(parts)
@@ -67,6 +69,7 @@ def test_every_row_lands_exactly_once_with_quarantine_and_episodes(fresh_stream,
     got = rows_for(df, parts)
     assert set(got["model_version"]) == {"1"}
     assert got["threshold"].notna().all() and got["anomaly_score"].notna().all()
+    assert_scores_match_batch(df, parts, loaded_model)  # micro-batches + per-instance state == whole-series
     assert set(got["is_anomaly"].unique()) <= {0, 1}
     assert {"dt", "well"} <= set(got.columns)
     assert set(got["well"]) == {info.well_id for info, _ in parts}

@@ -206,6 +206,21 @@ def assert_exactly_once(df: pd.DataFrame, parts) -> None:
     assert got["model_version"].notna().all()
 
 
+def assert_scores_match_batch(df: pd.DataFrame, parts, model, rtol: float = 0.0) -> None:
+    """Scores in the lake equal ``model.predict`` over each whole instance (stream state was right)."""
+    import numpy as np
+
+    whole = pd.concat([d.drop(columns=["class"]).reset_index().assign(instance_id=i.instance_id) for i, d in parts],
+                      ignore_index=True)
+    expected = whole.assign(**model.predict(whole)).rename(columns={"timestamp": "ts"})
+    expected["ts"] = expected["ts"].astype("datetime64[ms]")
+    got = rows_for(df, parts).assign(ts=lambda d: pd.to_datetime(d["ts"]).astype("datetime64[ms]"))
+    merged = got.merge(expected[["instance_id", "ts", "anomaly_score"]], on=["instance_id", "ts"],
+                       suffixes=("", "_batch"))
+    assert len(merged) == len(whole)
+    np.testing.assert_allclose(merged["anomaly_score"], merged["anomaly_score_batch"], rtol=rtol, atol=1e-12)
+
+
 # ---------------------------------------------------------------------------------------------- subprocesses
 
 

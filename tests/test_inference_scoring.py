@@ -1,0 +1,151 @@
+# ruff: noqa: F811 - pytest fixtures are imported from test_inference_support
+"""Pure scoring logic: micro-batches, duplicates, hot swap with warm windows, episodes, metrics text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_inference_support import loaded_model, model_dirs, slices  # noqa: F401 - fixtures
+
+from inference.metrics import Metrics
+from inference.scoring import EpisodeTracker, ModelRef, ShardScorer, episode_id
+from petrostream import wire
+
+
+def _decoded(parts, rows_per_record=50) -> list[pd.DataFrame]:
+    """Micro-batches of decoded wire rows (what the consumer hands the scorer), instances interleaved."""
+    from test_inference_support import encode_records
+
+    records = [d for _, d in encode_records(parts, rows_per_record)]
+    return [wire.decode_batch(records[i : i + 3]).rows for i in range(0, len(records), 3)]
+
+
+def _whole(parts) -> pd.DataFrame:
+    frames = [df.drop(columns=["class"]).reset_index().assign(instance_id=info.instance_id) for info, df in parts]
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture
+def parts(threew_dir):
+    return slices(threew_dir, rows=700)
+
+
+def test_micro_batches_equal_batch_prediction(loaded_model, parts):
+    scorer = ShardScorer(lambda: ModelRef(loaded_model, "1"))
+    out = pd.concat([scorer.score(b).scored for b in _decoded(parts)], ignore_index=True)
+    whole = _whole(parts)
+    expected = whole.assign(**loaded_model.predict(whole))
+    merged = out.merge(expected, on=["instance_id", "timestamp"], suffixes=("", "_batch"))
+    assert len(merged) == len(whole) == len(out)
+    np.testing.assert_array_equal(merged["anomaly_score"], merged["anomaly_score_batch"])
+    assert (merged["model_version"] == "1").all()
+
+
+def test_duplicates_and_stale_rows_are_dropped(loaded_model, parts):
+    scorer = ShardScorer(lambda: ModelRef(loaded_model, "1"))
+    batches = _decoded(parts)
+    first = scorer.score(batches[0])
+    again = scorer.score(batches[0])  # a redelivered micro-batch
+    assert again.stale == len(batches[0]) and again.scored.empty
+    doubled = pd.concat([batches[1], batches[1].iloc[:7]], ignore_index=True)  # repeats inside one batch
+    res = scorer.score(doubled)
+    assert res.duplicates == 7 and len(res.scored) == len(batches[1])
+    # late rows (older than what was scored for that instance) are stale too
+    late = batches[1].iloc[:5].copy()
+    assert scorer.score(late).stale == 5
+    assert len(first.scored) == len(batches[0])
+
+
+def test_state_survives_restore(loaded_model, parts):
+    a = ShardScorer(lambda: ModelRef(loaded_model, "1"), gap_s=5)
+    batches = _decoded(parts)
+    for b in batches[:4]:
+        a.score(b)
+    b = ShardScorer(lambda: ModelRef(loaded_model, "1"), gap_s=5)
+    b.restore(a.state())
+    assert b.watermarks == a.watermarks
+    assert b.score(batches[3]).stale == len(batches[3])  # redelivery after a restart is still recognised
+    assert set(b.episodes.open) == set(a.episodes.open)
+
+
+def test_hot_swap_between_micro_batches_with_warm_windows(loaded_model, parts):
+    v2 = loaded_model.with_threshold(loaded_model.threshold * 0.9)
+    current = {"ref": ModelRef(loaded_model, "1")}
+    scorer = ShardScorer(lambda: current["ref"])
+    batches = _decoded(parts)
+    outs = []
+    for i, b in enumerate(batches):
+        if i == len(batches) // 2:
+            current["ref"] = ModelRef(v2, "2")
+        outs.append(scorer.score(b).scored)
+    out = pd.concat(outs, ignore_index=True)
+    cut = len(pd.concat(outs[: len(batches) // 2]))
+    assert set(out["model_version"].iloc[:cut]) == {"1"} and set(out["model_version"].iloc[cut:]) == {"2"}
+    assert scorer.swaps == 1
+    # v2's windows were warmed from the retained tail: its scores equal v2 on the whole history
+    whole = _whole(parts)
+    expected = whole.assign(**v2.predict(whole))
+    merged = out.iloc[cut:].merge(expected, on=["instance_id", "timestamp"], suffixes=("", "_batch"))
+    np.testing.assert_allclose(merged["anomaly_score"], merged["anomaly_score_batch"], rtol=1e-6, atol=1e-9)
+    assert (merged["threshold"] == v2.threshold).all()
+
+
+def _scored(instance: str, ts_s: list[int], alarms: list[int], scores=None) -> pd.DataFrame:
+    n = len(ts_s)
+    return pd.DataFrame({
+        "instance_id": instance, "well_id": "WELL-1", "source": "REAL", "event_class": 2,
+        "timestamp": pd.to_datetime(np.array(ts_s) * 1000, unit="ms"),
+        "is_anomaly": alarms, "anomaly_score": scores if scores is not None else [0.5 + a for a in alarms],
+        "label": [2] * n, "model_version": "1",
+    })
+
+
+def test_episodes_merge_gaps_close_and_keep_ids():
+    clock = {"t": 1000.0}
+    tr = EpisodeTracker(gap_s=10, idle_close_s=60, clock=lambda: clock["t"])
+    # alarms at 0-2 and 8-9 (gap 6 < 10: one episode), then quiet rows up to 15 (< 10 s after 9: still open)
+    tr.update(_scored("i1", list(range(16)), [1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0]))
+    assert list(tr.open) == ["i1"] and tr.open["i1"].n == 5
+    ep_id = tr.open["i1"].id
+    assert ep_id == episode_id("i1", 0)
+    rows = tr.touched_frame()
+    assert len(rows) == 1 and rows["closed_at"].isna().all()  # partial: written at flush, still open
+    tr.clear_touched()
+    # a row 10 s after the last alarm closes it; a later alarm starts a new episode
+    tr.update(_scored("i1", [19, 30, 31], [0, 1, 1]))
+    rows = tr.touched_frame().set_index("episode_id")
+    assert rows.loc[ep_id, "closed_at"] is not None and rows.loc[ep_id, "n_rows"] == 5
+    assert rows.loc[ep_id, "end_ts"] == pd.Timestamp(9, unit="s") and rows.loc[ep_id, "duration_s"] == 9.0
+    new_id = episode_id("i1", 30_000)
+    assert new_id in rows.index and pd.isna(rows.loc[new_id, "closed_at"])
+    assert tr.closed_count == 1
+    # idle instances close on wall time
+    clock["t"] += 61
+    assert tr.close_idle() == 1 and not tr.open
+
+
+def test_episode_state_roundtrip_continues_the_same_episode():
+    tr = EpisodeTracker(gap_s=10)
+    tr.update(_scored("i1", [0, 1, 2], [1, 1, 1]))
+    other = EpisodeTracker(gap_s=10)
+    other.restore(tr.state())
+    other.update(_scored("i1", [3, 4], [1, 0]))
+    frame = other.touched_frame()
+    assert list(frame["episode_id"]) == [episode_id("i1", 0)] and frame["n_rows"].iloc[0] == 4
+
+
+def test_metrics_text_format():
+    m = Metrics()
+    m.rows_scored.inc(3, source="REAL")
+    m.batch_latency.observe(0.02)
+    m.batch_latency.observe(100)
+    m.millis_behind.set(5, consumer="serve", shard='we"ird')
+    text = m.render()
+    assert 'petrostream_rows_scored_total{source="REAL"} 3' in text
+    assert 'petrostream_batch_latency_seconds_bucket{le="0.025"} 1' in text
+    assert 'petrostream_batch_latency_seconds_bucket{le="+Inf"} 2' in text
+    assert "petrostream_batch_latency_seconds_count 2" in text
+    assert 'shard="we\\"ird"' in text
+    with pytest.raises(ValueError):
+        m.rows_scored.inc(-1, source="REAL")
