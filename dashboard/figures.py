@@ -116,24 +116,25 @@ def well_history(hist: pd.DataFrame, columns: Sequence[str], episodes: pd.DataFr
                  bucket_s: int = 1, title: str = "") -> go.Figure:
     """Sensor series (bucket average line + min/max band), anomaly score vs threshold, and the 3W label,
     stacked with a shared time axis; alarm episodes shaded red, labelled event periods shaded amber."""
+    hist = break_gaps(hist, bucket_s)
     groups = _groups(columns)
     rows = len(groups) + 2
     heights = [3.0] * len(groups) + [1.6, 1.0]
     fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.04, row_heights=heights,
                         subplot_titles=[g for g, _ in groups] + ["Anomaly score", "3W label (event class)"])
     ts = hist["ts"] if not hist.empty else pd.Series(dtype="datetime64[ns]")
+    mode = "lines+markers" if len(hist) < 300 else "lines"  # sparse data: isolated buckets stay visible
     for r, (_, cols) in enumerate(groups, start=1):
         for k, c in enumerate(cols):
             name = _VAR[c].name if c in _VAR else c
             color = CLASS_COLORS[(k + 3 * r) % len(CLASS_COLORS)]
             if bucket_s > 1 and f"{c}__min" in hist:
-                fig.add_trace(go.Scatter(x=ts, y=hist[f"{c}__max"], mode="lines", line={"width": 0},
-                                         showlegend=False, hoverinfo="skip", name=f"{name} max"), row=r, col=1)
-                fig.add_trace(go.Scatter(x=ts, y=hist[f"{c}__min"], mode="lines", line={"width": 0},
-                                         fill="tonexty", fillcolor=_rgba(color, 0.2), name=f"{name} min-max",
-                                         hoverinfo="skip", legendgroup=name, showlegend=False), row=r, col=1)
-            fig.add_trace(go.Scatter(x=ts, y=hist.get(f"{c}__avg"), mode="lines", name=name, legendgroup=name,
-                                     line={"color": color, "width": 1.5}), row=r, col=1)
+                bx, by = _band_polygons(ts, hist[f"{c}__min"], hist[f"{c}__max"])
+                fig.add_trace(go.Scatter(x=bx, y=by, mode="lines", line={"width": 0}, fill="toself",
+                                         fillcolor=_rgba(color, 0.2), name=f"{name} min-max", hoverinfo="skip",
+                                         legendgroup=name, showlegend=False), row=r, col=1)
+            fig.add_trace(go.Scatter(x=ts, y=hist.get(f"{c}__avg"), mode=mode, name=name, legendgroup=name,
+                                     line={"color": color, "width": 1.5}, marker={"size": 3}), row=r, col=1)
     r_score, r_label = rows - 1, rows
     fig.add_trace(go.Scatter(x=ts, y=hist.get("score__max"), mode="lines", name="anomaly score (max)",
                              line={"color": "#c62828", "width": 1.2}), row=r_score, col=1)
@@ -157,6 +158,47 @@ def well_history(hist: pd.DataFrame, columns: Sequence[str], episodes: pd.DataFr
     fig.update_layout(title=f"{title}  -  resolution {res}".strip(" -"), height=220 * rows + 80,
                       hovermode="x unified", legend={"orientation": "h", "y": -0.08}, **_LAYOUT)
     return fig
+
+
+def break_gaps(hist: pd.DataFrame, bucket_s: int) -> pd.DataFrame:
+    """Insert one empty row after every gap (a missing bucket), so lines and bands break there instead of
+    joining readings hours or years apart (3W instances of a well are separate recordings)."""
+    if hist.empty or "ts" not in hist:
+        return hist
+    ts = pd.to_datetime(hist["ts"])
+    step = pd.Timedelta(seconds=max(int(bucket_s), 1))
+    gap = ts.diff().shift(-1) > step
+    if not gap.any():
+        return hist
+    fillers = pd.DataFrame({"ts": ts[gap] + step})
+    out = pd.concat([hist, fillers], ignore_index=True).sort_values("ts", ignore_index=True)
+    return out
+
+
+def _band_polygons(ts: pd.Series, lo: pd.Series, hi: pd.Series) -> tuple[list, list]:
+    """A min-max band that never bridges a gap: one closed polygon (upper edge forward, lower edge back)
+    per run of buckets with values, chained into one path whose links between polygons are walked there
+    and back again, so they enclose no area (plotly.js versions differ on whether ``toself`` honours gaps,
+    this renders the same in all of them)."""
+    ok = (pd.notna(lo) & pd.notna(hi)).to_numpy()
+    t, lo_v, hi_v = list(ts), list(lo), list(hi)
+    polygons: list[tuple[list, list]] = []
+    i, n = 0, len(t)
+    while i < n:
+        if not ok[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and ok[j + 1]:
+            j += 1
+        seg = list(range(i, j + 1))
+        px = [t[k] for k in seg] + [t[k] for k in reversed(seg)] + [t[i]]
+        py = [hi_v[k] for k in seg] + [lo_v[k] for k in reversed(seg)] + [hi_v[i]]
+        polygons.append((px, py))
+        i = j + 1
+    xs = [x for px, _ in polygons for x in px] + [px[0] for px, _ in reversed(polygons[:-1])]
+    ys = [y for _, py in polygons for y in py] + [py[0] for _, py in reversed(polygons[:-1])]
+    return xs, ys
 
 
 def _band(fig: go.Figure, x0, x1, color: str) -> None:

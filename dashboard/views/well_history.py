@@ -66,7 +66,10 @@ with ui.guard("The sensor list"):
 if not available:
     st.info(f"{well} has no sensor values in the lake.")
     st.stop()
-default_cols = [col for col in available if col in queries.PRESSURE_COLUMNS + queries.TEMPERATURE_COLUMNS][:4]
+# the core 3W process variables first (P-TPT never reads a frozen 0 like P-PDG), then other pressures/temperatures
+preferred = ("p_tpt", "t_tpt", "p_mon_ckp", "t_jus_ckp", "p_pdg",
+             *queries.PRESSURE_COLUMNS, *queries.TEMPERATURE_COLUMNS)
+default_cols = list(dict.fromkeys(col for col in preferred if col in available))[:4]
 cols = c[2].multiselect(
     "Variables", available, default=default_cols or available[:2], key=f"wh_vars_{well}",
     format_func=lambda col: f"{queries.VARIABLE_BY_COLUMN[col].name} ({queries.VARIABLE_BY_COLUMN[col].unit})",
