@@ -410,3 +410,20 @@ def test_s3_lake_on_the_emulator(emulator, tmp_path, monkeypatch):
     assert len(sources.quarantine_records(s)) == len(fx.quarantine)
     champ = sources.champion(Settings(lake_dir=None, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'none.db'}"))
     assert champ.version == CHAMPION_VERSION and champ.source.startswith("s3://")
+
+
+def test_well_history_figure_breaks_at_gaps():
+    """3W instances of a well are separate recordings: lines and min-max bands must not bridge the gaps."""
+    t0 = pd.Timestamp("2017-03-16 12:00:00")
+    idx = [0, 1, 2, 10, 11]
+    hist = pd.DataFrame({"ts": [t0 + pd.Timedelta(minutes=i) for i in idx], "n": 60,
+                         "p_tpt__avg": [1.0, 2.0, 3.0, 4.0, 5.0], "p_tpt__min": 0.0, "p_tpt__max": 9.0,
+                         "score__max": 0.1, "threshold": 0.5, "label_class": 0})
+    broken = figures.break_gaps(hist, 60)
+    assert len(broken) == 6 and broken["p_tpt__avg"].isna().sum() == 1  # one empty row after the gap
+    fig = figures.well_history(hist, ["p_tpt"], None, 60)
+    avg = next(t for t in fig.data if t.name == "P-TPT")
+    assert np.isnan(avg.y[3]) and list(avg.y[:3]) == [1.0, 2.0, 3.0]
+    band = next(t for t in fig.data if t.name == "P-TPT min-max")
+    # two closed polygons (3 and 2 buckets) and the way back to the first: the link encloses no area
+    assert len(band.x) == (3 * 2 + 1) + (2 * 2 + 1) + 1 and band.x[-1] == band.x[0]
