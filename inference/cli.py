@@ -44,6 +44,7 @@ def serve(
     gap_s: float = typer.Option(60.0, "--gap-s", help="Alarms closer than this (data time) are one episode."),
     episode_idle_s: float = typer.Option(120.0, "--episode-idle-s", help="Close episodes of silent instances."),
     shutdown_s: float = typer.Option(90.0, "--shutdown-s", help="Graceful stop budget (Spot notice is 120 s)."),
+    max_leases: int = typer.Option(0, "--max-leases", help="Hold at most N shards (0: the fair share)."),
     host: str = typer.Option(None, help="API host (default: settings api_host)."),
     port: int = typer.Option(None, help="API port (default: settings api_port, 8080)."),
 ) -> None:
@@ -55,6 +56,7 @@ def serve(
                    shard_sync_s, shutdown_s)
     opts.api, opts.host, opts.port = not no_api, host, port
     opts.model_poll_s, opts.gap_s, opts.episode_idle_s = model_poll_s, gap_s, episode_idle_s
+    opts.max_leases = max(0, max_leases)
     raise typer.Exit(Service(opts).run())
 
 

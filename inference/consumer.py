@@ -440,7 +440,10 @@ class ShardWorker(threading.Thread):
         lease = self.lease
         if lease.finished:
             return
-        self.proc.restore(lease.state)
+        state = lease.state
+        if state is None and lease.checkpoint == TRIM_HORIZON and lease.parents:
+            state = self._parents_state(lease.parents)
+        self.proc.restore(state)
         start = lease.checkpoint
         if lease.warm_from and start not in (TRIM_HORIZON, SHARD_END):
             self._warm(lease.warm_from, start)
@@ -521,6 +524,22 @@ class ShardWorker(threading.Thread):
         self.metrics.lease_events.inc(consumer=self.cfg.consumer, event="shard_end")
         log.info("shard finished", extra={"shard": self.lease.shard})
         self.c.shard_ended()
+
+    def _parents_state(self, parents: list[str]) -> dict | None:
+        """A child shard inherits its parents' final state (watermarks, open episodes): after a split or
+        merge, an instance keeps its dedup watermark and its open episode in the child."""
+        merged: dict = {}
+        for p in parents:
+            parent = self.table.get(p)
+            st = parent.state if parent is not None else None
+            if not st:
+                continue
+            if not merged:
+                merged = {"v": st.get("v", 1), "watermarks": {}, "episodes": {}}
+            for k, v in (st.get("watermarks") or {}).items():
+                merged["watermarks"][k] = max(int(v), int(merged["watermarks"].get(k, v)))
+            merged["episodes"].update(st.get("episodes") or {})
+        return merged or None
 
     def _due(self, now: float) -> bool:
         if self._first is None:

@@ -141,16 +141,22 @@ def test_shard_split_children_after_parent(fresh_stream, champion, threew_dir):
     for info, df in parts:
         first.append((info, df.iloc[:300]))
         second.append((info, df.iloc[300:]))
-    put(stream, encode_records(first))
+    first_records = encode_records(first)
+    put(stream, first_records)
     k = client("kinesis")
     shard = k.list_shards(StreamName=stream)["Shards"][0]
     mid = (int(shard["HashKeyRange"]["StartingHashKey"]) + int(shard["HashKeyRange"]["EndingHashKey"])) // 2
     k.split_shard(StreamName=stream, ShardToSplit=shard["ShardId"], NewStartingHashKey=str(mid))
     wait_until(lambda: k.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"]
                == "ACTIVE", what="split")
-    put(stream, encode_records(second))
-    assert Service(_opts(stream)).run() == 0
+    # a producer retry re-sends an old record after the split: recognised as already scored
+    put(stream, encode_records(second) + first_records[:1])
+    metrics = Metrics()
+    assert Service(_opts(stream), metrics=metrics).run() == 0
     assert_exactly_once(scored_table(), parts)
+    assert metrics.rows_dropped.total() == 40
+    # (moto keeps routing puts to the closed parent, so here the children stay empty; on AWS they get
+    # the new records and start from the parent's watermarks: test_child_inherits_parent_state)
     leases = {lease.shard: lease for lease in LeaseTable(stream, "observer").list()}
     assert len(leases) == 3
     assert leases[shard["ShardId"]].checkpoint == SHARD_END

@@ -73,3 +73,21 @@ def test_handoff_request_transfer_and_adopt(stream):
     assert b.adopt(moved) is not None and b.get("shardId-0").handed_by is None
     with pytest.raises(LeaseLost):
         a.renew(lease)
+
+
+def test_child_inherits_parent_state(stream):
+    from inference.consumer import Consumer, ConsumerConfig, ShardWorker
+    from inference.leases import SHARD_END
+
+    t = LeaseTable(stream, "w")
+    for shard in ("p1", "p2"):
+        t.create(shard, [])
+    t.create("child", ["p1", "p2"])
+    p1, p2 = (t.take(lease) for lease in t.list() if lease.shard in ("p1", "p2"))
+    t.checkpoint(p1, SHARD_END, {"v": 1, "watermarks": {"a": 10, "b": 5}, "episodes": {"a": {"start": 1}}})
+    t.checkpoint(p2, SHARD_END, {"v": 1, "watermarks": {"b": 7}, "episodes": {}})
+    consumer = Consumer(ConsumerConfig(stream=stream, worker_id="w"), lambda shard: None)
+    child = t.get("child")
+    worker = ShardWorker(consumer, child, processor=None)
+    state = worker._parents_state(child.parents)
+    assert state["watermarks"] == {"a": 10, "b": 7} and state["episodes"] == {"a": {"start": 1}}

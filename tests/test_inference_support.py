@@ -39,9 +39,18 @@ def wait_until(pred, timeout: float = DEADLINE_S, every: float = 0.2, what: str 
 # ---------------------------------------------------------------------------------------------- model
 
 
+_BUILT: dict[str, dict] = {}  # fixtures imported into several modules are instantiated per module: build once
+
+
 @pytest.fixture(scope="session")
 def model_dirs(threew_dir, tmp_path_factory):
     """{"1": dir, "2": dir}: two versions of a real champion as MLflow model directories."""
+    if "dirs" not in _BUILT:
+        _BUILT["dirs"] = _build_model_dirs(threew_dir, tmp_path_factory)
+    return _BUILT["dirs"]
+
+
+def _build_model_dirs(threew_dir, tmp_path_factory):
     import mlflow
     import numpy as np
     from sklearn.ensemble import IsolationForest
@@ -125,7 +134,9 @@ def fresh_lake(emulator, monkeypatch):
 def loaded_model(model_dirs):
     from petrostream import pyfunc
 
-    return pyfunc.load(model_dirs["1"])
+    if "loaded" not in _BUILT:
+        _BUILT["loaded"] = pyfunc.load(model_dirs["1"])
+    return _BUILT["loaded"]
 
 
 # ---------------------------------------------------------------------------------------------- data
