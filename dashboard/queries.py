@@ -288,14 +288,19 @@ def well_status(backend: Backend, now: pd.Timestamp | None = None) -> pd.DataFra
     return df
 
 
-def available_variables_sql(well: str) -> str:
+def available_variables_sql(well: str, start: object | None = None, end: object | None = None) -> str:
     counts = ",\n       ".join(f"count({c}) AS {c}" for c in SENSOR_COLUMNS)
-    return f"SELECT {counts}\nFROM scored_readings\nWHERE well = {lit(well)}"
+    where = f"well = {lit(well)}"
+    if start is not None and end is not None:  # only the partitions of the range: cheap on Athena
+        where += f" AND dt >= {day_lit(start)} AND dt <= {day_lit(end)}"
+    return f"SELECT {counts}\nFROM scored_readings\nWHERE {where}"
 
 
-def available_variables(backend: Backend, well: str) -> list[str]:
-    """Lake columns holding at least one value for this well (3W wells miss many of the 27 sensors)."""
-    df = backend.query(available_variables_sql(well))
+def available_variables(backend: Backend, well: str, start: object | None = None,
+                        end: object | None = None) -> list[str]:
+    """Lake columns holding at least one value for this well (in the days of [start, end] when given):
+    3W wells miss many of the 27 sensors."""
+    df = backend.query(available_variables_sql(well, start, end))
     if df.empty:
         return []
     row = df.iloc[0]

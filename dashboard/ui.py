@@ -22,11 +22,11 @@ log = logging.getLogger(__name__)
 # Freshness of each source (seconds): the stream moves every few seconds, models change on promotion,
 # quality reports when validation runs, executive views are monthly/yearly aggregates.
 TTL_LIVE = 10
+ATHENA_LIVE_TTL = 60
 TTL_HISTORY = 60
 TTL_MODEL = 120
 TTL_QUALITY = 300
 TTL_EXEC = 900
-LIVE_REFRESH = "10s"  # st.fragment(run_every=...) of the live pages
 
 EMPTY_HINT = ("Nothing to show yet. The dashboard reads the lake the inference service writes: run the pipeline "
               "(`make demo`), or point PETROSTREAM_LAKE_DIR / AWS_ENDPOINT_URL at a lake with data.")
@@ -47,9 +47,18 @@ def backend():
     return get_backend()
 
 
-def now(resolution_s: int = TTL_LIVE) -> pd.Timestamp:
-    """Wall-clock now (naive UTC) floored to the cache resolution, so cached calls within it share a key."""
-    return queries.utc_now().floor(f"{resolution_s}s")
+def live_resolution() -> int:
+    """Seconds between refreshes of the live numbers: 10 s on DuckDB (local, free), 60 s on Athena (every
+    refresh is a billed scan of the fleet-wide views)."""
+    from petrostream.query import backend_kind
+
+    return ATHENA_LIVE_TTL if backend_kind() == "athena" else TTL_LIVE
+
+
+def now(resolution_s: int | None = None) -> pd.Timestamp:
+    """Wall-clock now (naive UTC) floored to the live resolution: part of the cache key of every live reader,
+    so cached calls within one resolution step share an entry and the next step queries again."""
+    return queries.utc_now().floor(f"{resolution_s or live_resolution()}s")
 
 
 # ------------------------------------------------------------------ cached readers
@@ -60,7 +69,7 @@ def lake_state(lake: str) -> sources.LakeState:
     return sources.lake_state()
 
 
-@st.cache_data(ttl=TTL_LIVE, show_spinner=False)
+@st.cache_data(ttl=ATHENA_LIVE_TTL, show_spinner=False)
 def overview(lake: str, at: pd.Timestamp) -> queries.Overview:
     return queries.overview(backend(), at)
 
@@ -70,29 +79,30 @@ def service_metrics(url: str) -> sources.ServiceMetrics:
     return sources.service_metrics(url)
 
 
-@st.cache_data(ttl=TTL_LIVE, show_spinner=False)
-def anomalies_by_class(lake: str) -> pd.DataFrame:
+@st.cache_data(ttl=ATHENA_LIVE_TTL, show_spinner=False)
+def anomalies_by_class(lake: str, at: pd.Timestamp) -> pd.DataFrame:
     return queries.anomalies_by_class(backend())
 
 
-@st.cache_data(ttl=TTL_LIVE, show_spinner=False)
-def anomaly_facets(lake: str) -> pd.DataFrame:
+@st.cache_data(ttl=ATHENA_LIVE_TTL, show_spinner=False)
+def anomaly_facets(lake: str, at: pd.Timestamp) -> pd.DataFrame:
     return queries.anomaly_facets(backend())
 
 
-@st.cache_data(ttl=TTL_LIVE, show_spinner=False)
-def anomalies(lake: str, wells: tuple[str, ...], classes: tuple[int, ...], start, end) -> pd.DataFrame:
+@st.cache_data(ttl=ATHENA_LIVE_TTL, show_spinner=False)
+def anomalies(lake: str, at: pd.Timestamp, wells: tuple[str, ...], classes: tuple[int, ...], start, end
+              ) -> pd.DataFrame:
     return queries.anomalies(backend(), list(wells), list(classes), start, end)
 
 
-@st.cache_data(ttl=TTL_LIVE, show_spinner=False)
+@st.cache_data(ttl=ATHENA_LIVE_TTL, show_spinner=False)
 def well_status(lake: str, at: pd.Timestamp) -> pd.DataFrame:
     return queries.well_status(backend(), at)
 
 
 @st.cache_data(ttl=TTL_HISTORY, show_spinner=False)
-def available_variables(lake: str, well: str) -> list[str]:
-    return queries.available_variables(backend(), well)
+def available_variables(lake: str, well: str, start, end) -> list[str]:
+    return queries.available_variables(backend(), well, start, end)
 
 
 @st.cache_data(ttl=TTL_HISTORY, show_spinner=False)

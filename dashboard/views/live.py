@@ -19,10 +19,11 @@ if not ui.require_lake():
     st.stop()
 
 
-@st.fragment(run_every=ui.LIVE_REFRESH)
+@st.fragment(run_every=ui.live_resolution())
 def live() -> None:
     with ui.guard("The anomaly feed"):
-        facets = ui.anomaly_facets(ui.lake())
+        at = ui.now()
+        facets = ui.anomaly_facets(ui.lake(), at)
         if facets.empty:
             st.info("No anomaly episodes yet: the detector has not closed any episode in the lake. Episodes appear "
                     "here within seconds of being written.", icon=":material/info:")
@@ -37,7 +38,7 @@ def live() -> None:
                               help="Counted back from the newest episode: replayed 3W data keeps its historical "
                                    "timestamps.")
         start = newest - RANGES[span] if RANGES[span] is not None else None
-        episodes = ui.anomalies(ui.lake(), tuple(wells), tuple(classes), start, None)
+        episodes = ui.anomalies(ui.lake(), at, tuple(wells), tuple(classes), start, None)
         m = st.columns(4)
         m[0].metric("Episodes shown", f"{len(episodes):,}")
         m[1].metric("Wells", f"{episodes['well'].nunique() if len(episodes) else 0:,}")
@@ -64,7 +65,8 @@ def live() -> None:
             },
         )
         st.caption(f"Newest episode in the lake starts {ui.fmt_ts(newest)} (data time). Refreshes every "
-                   f"{ui.LIVE_REFRESH}; up to 500 newest episodes. 'open history' opens the well around the episode.")
+                   f"{ui.live_resolution()} s; up to 500 newest episodes. 'open history' opens the well around "
+                   "the episode.")
         st.plotly_chart(figures.episodes_timeline(episodes), width="stretch")
 
 

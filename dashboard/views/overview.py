@@ -22,7 +22,7 @@ if not ui.require_lake():
     st.stop()
 
 
-@st.fragment(run_every=ui.LIVE_REFRESH)
+@st.fragment(run_every=ui.live_resolution())
 def kpis() -> None:
     with ui.guard("The lake summary"):
         ov = ui.overview(ui.lake(), ui.now())
@@ -59,7 +59,7 @@ def kpis() -> None:
                     "running (start them with `make demo`, or `petrostream serve` + `petrostream produce`).",
                     icon=":material/pause_circle:")
     with ui.guard("Anomalies by class"):
-        st.plotly_chart(figures.anomalies_by_class(ui.anomalies_by_class(ui.lake())), width="stretch")
+        st.plotly_chart(figures.anomalies_by_class(ui.anomalies_by_class(ui.lake(), ui.now())), width="stretch")
 
 
 kpis()

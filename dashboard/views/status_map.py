@@ -11,7 +11,7 @@ if not ui.require_lake():
     st.stop()
 
 
-@st.fragment(run_every=ui.LIVE_REFRESH)
+@st.fragment(run_every=ui.live_resolution())
 def status_map() -> None:
     with ui.guard("The well status"):
         status = ui.well_status(ui.lake(), ui.now())

@@ -62,7 +62,7 @@ if end <= start:
 
 available: list[str] = []
 with ui.guard("The sensor list"):
-    available = ui.available_variables(ui.lake(), well)
+    available = ui.available_variables(ui.lake(), well, start, end)
 if not available:
     st.info(f"{well} has no sensor values in the lake.")
     st.stop()
