@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,9 +25,9 @@ _VAR = {v.column: v for v in VARIABLES}
 _LAYOUT = {"margin": {"l": 40, "r": 20, "t": 50, "b": 40}, "template": "plotly_white"}
 
 
-def class_name(c: object) -> str:
+def class_name(c: Any) -> str:
     try:
-        k = int(c)  # type: ignore[arg-type]
+        k = int(c)
     except (TypeError, ValueError):
         return "unlabelled"
     k = k - 100 if k >= 100 else k

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -62,7 +62,7 @@ def day_lit(ts: object) -> str:
     return lit(pd.Timestamp(ts).strftime("%Y-%m-%d"))
 
 
-def _in_list(values: Iterable[object], number: bool = False) -> str:
+def _in_list(values: Iterable[Any], number: bool = False) -> str:
     return ", ".join(str(int(v)) if number else lit(v) for v in values)
 
 

@@ -238,7 +238,7 @@ def mlflow_registry(settings: Settings | None = None) -> Registry:
 
 def _s3_unreachable(settings: Settings) -> bool:
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    return settings.lake_dir is None and bool(endpoint) and not _port_open(endpoint)
+    return settings.lake_dir is None and endpoint is not None and not _port_open(endpoint)
 
 
 def _read_key(bucket: str, key: str, settings: Settings | None = None) -> bytes | None:
@@ -350,8 +350,9 @@ def confusion_from_metrics(metrics: dict[str, float]) -> list[list[float]] | Non
     and ``obs_fpr`` (what petrostream.metrics.EvaluationReport logs). None when neither is there."""
     for prefix in METRIC_PREFIXES:
         counts = [metrics.get(prefix + k) for k in ("tn", "fp", "fn", "tp")]
-        if all(c is not None and not _nan(c) for c in counts):
-            tn, fp, fn, tp = (float(c) for c in counts)
+        values = [float(c) for c in counts if c is not None and not _nan(c)]
+        if len(values) == 4:
+            tn, fp, fn, tp = values
             return [[tn, fp], [fn, tp]]
         keys = [prefix + k for k in ("n_event_rows", "n_normal_rows", "obs_recall", "obs_fpr")]
         if all(k in metrics and not _nan(float(metrics[k])) for k in keys):

@@ -49,9 +49,9 @@ with ui.guard("The quarantine"):
     else:
         summary = sources.quarantine_summary(q)
         by_reason = summary.groupby("reason", sort=False)["records"].sum().reset_index()
-        c = st.columns(2)
-        c[0].metric("Quarantined records", f"{len(q):,}")
-        c[1].metric("Reasons", f"{len(by_reason):,}")
+        q_cols = st.columns(2)
+        q_cols[0].metric("Quarantined records", f"{len(q):,}")
+        q_cols[1].metric("Reasons", f"{len(by_reason):,}")
         st.plotly_chart(figures.quarantine_by_reason(summary), width="stretch")
         st.dataframe(by_reason, hide_index=True, width="stretch")
         with st.expander("Latest quarantined records"):

@@ -35,9 +35,9 @@ def status_map() -> None:
         alarm = status.loc[status["status"] == "alarm", "well"].tolist()
         if alarm:
             st.markdown("**Wells in alarm**: open their history")
-            cols = st.columns(min(len(alarm), 6))
+            slots = st.columns(min(len(alarm), 6))
             for i, well in enumerate(alarm[:24]):
-                cols[i % len(cols)].page_link("views/well_history.py", label=well, icon=":material/show_chart:",
+                slots[i % len(slots)].page_link("views/well_history.py", label=well, icon=":material/show_chart:",
                                               query_params={"well": well})
         table = status.assign(last_scored=status["last_scored_at"].map(lambda t: ui.fmt_ago(ui.now() - t)))
         cols = [c for c in ("well", "status", "last_ts", "last_score", "last_threshold", "alarms_last_hour",
