@@ -427,3 +427,27 @@ def test_well_history_figure_breaks_at_gaps():
     band = next(t for t in fig.data if t.name == "P-TPT min-max")
     # two closed polygons (3 and 2 buckets) and the way back to the first: the link encloses no area
     assert len(band.x) == (3 * 2 + 1) + (2 * 2 + 1) + 1 and band.x[-1] == band.x[0]
+
+
+def test_cli_registers_dashboard_command(monkeypatch):
+    import typer
+    from typer.testing import CliRunner
+
+    from dashboard import cli
+
+    app = typer.Typer()
+    cli.register(app)
+    app.command("noop")(lambda: None)  # a second command keeps typer in multi-command mode
+    out = CliRunner().invoke(app, ["dashboard", "--help"])
+    assert out.exit_code == 0 and "--port" in out.output and "--address" in out.output
+    cmd = cli.streamlit_command(8600, "0.0.0.0")
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("dashboard/app.py")
+    assert cmd[cmd.index("--server.port") + 1] == "8600" and cmd[cmd.index("--server.address") + 1] == "0.0.0.0"
+    assert cmd[cmd.index("--server.headless") + 1] == "true"
+
+    seen = {}
+    monkeypatch.setattr("os.execve", lambda path, argv, env: seen.update(argv=argv))
+    monkeypatch.setenv("STREAMLIT_SERVER_ADDRESS", "0.0.0.0")  # what the container sets
+    assert CliRunner().invoke(app, ["dashboard"]).exit_code == 0
+    argv = seen["argv"]
+    assert argv[argv.index("--server.address") + 1] == "0.0.0.0" and argv[argv.index("--server.port") + 1] == "8501"
