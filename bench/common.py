@@ -230,8 +230,11 @@ def cli(*args: str) -> list[str]:
 
 
 class Child:
-    """A child process (own session) whose memory is sampled until it exits; reaped with wait4 for its
-    rusage (peak RSS, CPU seconds). Output goes to ``log`` (stdout to ``log``.out when ``split``)."""
+    """A child process (own session) whose memory is sampled from /proc until it exits, reaped with wait4 for
+    its CPU seconds. stderr goes to ``log``, stdout to ``log`` with suffix .out.
+
+    Peak memory is the sampled VmHWM (peak RSS since exec), not ``ru_maxrss``: on Linux a child's ru_maxrss
+    also counts the parent's pages it had before exec (the fork copy), so it reports the parent's size."""
 
     def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None, sample_s: float = 0.5,
                  tree: bool = False):
@@ -305,10 +308,6 @@ class Child:
     def cpu_s(self) -> float | None:
         return None if self.rusage is None else self.rusage.ru_utime + self.rusage.ru_stime
 
-    @property
-    def maxrss_mib(self) -> float | None:
-        return None if self.rusage is None else rnd(self.rusage.ru_maxrss / 1024, 1)
-
     def stdout(self) -> str:
         try:
             return self.out_path.read_text(errors="replace")
@@ -325,11 +324,10 @@ class Child:
     def memory(self) -> dict[str, Any]:
         rss = [s[1] for s in self.samples]
         return {
-            "peak_rss_mib": rnd(max(self.hwm_kb, self.rusage.ru_maxrss if self.rusage else 0) / 1024, 1),
-            "vmhwm_mib": rnd(self.hwm_kb / 1024, 1),
+            "peak_rss_mib": rnd(max(self.hwm_kb, self.tree_peak_kb) / 1024, 1),  # VmHWM (+ children if tree)
             "mean_rss_mib": rnd(sum(rss) / len(rss) / 1024, 1) if rss else None,
             "samples": len(rss),
-            **({"tree_peak_rss_mib": rnd(self.tree_peak_kb / 1024, 1)} if self.tree else {}),
+            **({"process_peak_rss_mib": rnd(self.hwm_kb / 1024, 1)} if self.tree else {}),
         }
 
 

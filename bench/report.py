@@ -268,7 +268,7 @@ def _inference(i: dict | None) -> list[str]:
     for key, label in (("serve_1x", "1x real time"), ("serve_max", "max speed")):
         s = i.get(key) or {}
         if s.get("error"):
-            rows.append([label] + [f"failed: {s['error'][:100]}"] + [""] * 7)
+            rows.append([label] + [f"failed: {s['error'][:100]}"] + [""] * 8)
             continue
         if not s:
             continue
@@ -276,13 +276,14 @@ def _inference(i: dict | None) -> list[str]:
         rows.append([label, _n(s["instances"]), f"{_n(s['produced_rows'])} / {_n(s['lake_unique_rows'])}",
                      f"{q['p50']} / {q['p95']} / {q['p99']}", f"{sc['p50']} / {sc['p95']} / {sc['p99']}",
                      _n(s.get("service_rows_per_s_wall")), _n(s.get("service_rows_per_cpu_s")),
-                     _n(mem.get("peak_rss_mib"), "MiB"), _n(s.get("service_startup_to_ready_s"), "s", 1)])
+                     _n(s.get("service_avg_cores_after_ready"), "", 2), _n(mem.get("peak_rss_mib"), "MiB"),
+                     _n(s.get("service_startup_to_ready_s"), "s", 1)])
     if rows:
         out += ["", "The real service (`petrostream serve` subprocess, defaults except as noted) fed by "
                     "`petrostream produce` (subprocess) on a fresh stream and bucket:", ""]
         out.append(_table(["run", "instances", "rows produced / in lake", "produced->queryable p50/p95/p99 s",
                            "scored_at-sent_at p50/p95/p99 s", "service rows/s wall", "service rows/CPU-s",
-                           "peak RSS", "start->ready"], rows))
+                           "avg cores used", "peak RSS", "start->ready"], rows))
         fl = (i.get("serve_1x") or i.get("serve_max") or {}).get("flush_s")
         out += ["", f"Produced -> queryable = the moment a reader first listed the object holding the row "
                     f"(polled every 0.5 s) minus the row's sent_at; scored_at is stamped when the micro-batch is "
@@ -339,6 +340,11 @@ def _queries(q: dict | None) -> list[str]:
                      f"{e['speedup_vs_pandas']}x" if e.get("speedup_vs_pandas") else "",
                      ("yes" if e["same_result"] else "NO") if "same_result" in e else ""])
     out.append(_table(["dashboard query", "DuckDB s", "pandas s", "DuckDB speed-up", "same result"], rows))
+    nat = q["queries"].get("avg_pressure_per_well", {}).get("duckdb_native_read_parquet_s")
+    if nat is not None:
+        out += ["", f"Reference: avg_pressure_per_well with DuckDB's own `read_parquet` (no views, no Arrow dataset): "
+                    f"{nat:.3f} s against {q['queries']['avg_pressure_per_well']['duckdb_s']:.3f} s through the "
+                    "query layer."]
     out += ["", f"Geometric mean speed-up over the {q.get('pandas_compared')} queries with a pandas twin: "
                 f"{q.get('geomean_speedup_vs_pandas')}x. " + " ".join(q.get("notes", []))]
     return out

@@ -3,8 +3,8 @@ against the emulator, a fresh stream and a fresh curated bucket per run.
 
 Measured per run: end-to-end latency from the lake rows (``scored_at - sent_at``, and produced ->
 queryable: the moment the object holding the row was first listed by a reader, polled every 0.5 s),
-completeness (rows produced vs rows in the lake), the service's memory (VmRSS sampled from /proc, peak
-VmHWM / ru_maxrss) and CPU seconds (wait4 rusage).
+completeness (rows produced vs rows in the lake), the service's memory (VmRSS and the peak VmHWM sampled
+from /proc) and CPU seconds (startup excluded: /proc at ready, wait4 rusage at exit).
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ def _serve_run(ctx: Context, kind: str) -> dict[str, Any]:
             raise RuntimeError(f"service not ready within 180 s (exit {serve.returncode}): {serve.tail()}")
         idle = serve.memory()
         cpu_ready = cpu_seconds(serve.pid) or 0.0
+        t_ready = time.time()
         if kind == "1x":
             infos = ctx.pick(z.serve_1x_instances)
             sources = [str(ctx.data)] if len(infos) == len(ctx.infos) else [str(i.path) for i in infos]
@@ -144,8 +145,8 @@ def _serve_run(ctx: Context, kind: str) -> dict[str, Any]:
         "service_cpu_after_ready_s": rnd(load_cpu, 2),
         # whole process (Kinesis reads, leases, API, polling, final flush), startup excluded
         "service_rows_per_cpu_s": rnd(produced / load_cpu, 1) if load_cpu else None,
-        "service_memory": {**serve.memory(), "idle_before_load_rss_mib": idle.get("peak_rss_mib"),
-                           "ru_maxrss_mib": serve.maxrss_mib},
+        "service_avg_cores_after_ready": rnd(load_cpu / (t_all - t_ready), 3) if load_cpu and t_all > t_ready else None,
+        "service_memory": {**serve.memory(), "idle_before_load_rss_mib": idle.get("peak_rss_mib")},
         "service_exit_code": serve.returncode,
         "service_healthy_at_end": loaded is not None,
         "flush_s": z.serve_flush_s,

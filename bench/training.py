@@ -130,7 +130,7 @@ def _train(ctx: Context, profile: str) -> dict[str, Any]:
     env = child_env(PETROSTREAM_MLFLOW_TRACKING_URI=uri, MLFLOW_TRACKING_URI=uri,
                     PETROSTREAM_MLFLOW_ARTIFACT_ROOT=str(d / "artifacts"),
                     PETROSTREAM_OPTUNA_STORAGE=f"sqlite:///{d / 'optuna.db'}",
-                    PETROSTREAM_REPORTS_DIR=str(d / "reports"))
+                    PETROSTREAM_REPORTS_DIR=str(d / "reports"), PETROSTREAM_MODEL_NAME="petrostream-anomaly")
     say("training", f"petrostream train --profile {profile} (temporary MLflow store) ...")
     child = Child(cli("train", "--data", str(ctx.data), "--profile", profile), d / "train.log", env,
                   sample_s=1.0, tree=True)
@@ -138,7 +138,7 @@ def _train(ctx: Context, profile: str) -> dict[str, Any]:
     if not finished:
         child.stop(grace=30)
     mem = child.memory()
-    peak = max(x for x in (mem.get("peak_rss_mib"), mem.get("tree_peak_rss_mib"), child.maxrss_mib) if x is not None)
+    peak = mem.get("peak_rss_mib")
     out = {
         "command": f"petrostream train --data <data> --profile {profile}",
         "exit_code": child.returncode,
@@ -146,7 +146,7 @@ def _train(ctx: Context, profile: str) -> dict[str, Any]:
         "wall_s": rnd(child.wall, 1),
         "cpu_s": rnd(child.cpu_s, 1),
         "peak_rss_mib": peak,
-        "memory": {**mem, "ru_maxrss_mib": child.maxrss_mib},
+        "memory": mem,
         "stdout_tail": child.stdout().strip().splitlines()[-12:],
     }
     if not finished:
