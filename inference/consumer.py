@@ -105,6 +105,8 @@ class Consumer:
         self._observed: dict[str, _Obs] = {}
         self._closed_shards: dict[str, str] = {}  # shard -> ending sequence number (closed by resharding)
         self._known_shards: set[str] = set()
+        self._failures: dict[str, int] = {}
+        self._cooldown: dict[str, float] = {}
         self._last_sync = 0.0
         self._resync = True
         self.last_activity = time.monotonic()
@@ -260,8 +262,11 @@ class Consumer:
             done = [k for k, w in self.workers.items() if not w.is_alive()]
             for k in done:
                 w = self.workers.pop(k)
-                if w.failed:
+                if w.failed:  # do not retake it in a hot loop: back off 2, 4, ... 60 s
                     self._observed.pop(k, None)
+                    n = self._failures.get(k, 0) + 1
+                    self._failures[k] = n
+                    self._cooldown[k] = time.monotonic() + min(60.0, 2.0**n)
 
     def _heartbeat(self, quiet: bool = False) -> None:
         with self._lock:
@@ -338,7 +343,9 @@ class Consumer:
                     held.add(lease.key)
 
         mine = len(held)
-        free = [lease for lease in eligible if lease.key not in held and self._expired(lease)]
+        now = time.monotonic()
+        free = [lease for lease in eligible if lease.key not in held and self._expired(lease)
+                and self._cooldown.get(lease.key, 0.0) <= now]
         random.shuffle(free)
         for lease in free:
             if mine >= target or self.stop_event.is_set():

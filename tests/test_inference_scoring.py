@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -149,3 +151,33 @@ def test_metrics_text_format():
     assert 'shard="we\\"ird"' in text
     with pytest.raises(ValueError):
         m.rows_scored.inc(-1, source="REAL")
+
+
+def test_a_batch_the_model_cannot_score_is_quarantined_not_dropped(loaded_model, parts, tmp_path):
+    from test_inference_support import encode_records
+
+    from inference.sink import LakeSink, ScoringProcessor
+    from petrostream import lake
+
+    class Broken:
+        threshold = 1.0
+        feature_config = loaded_model.feature_config
+
+        def stream_scorer(self):
+            return self
+
+        def score(self, df):
+            raise FloatingPointError("detector exploded")
+
+    store = lake.LakeStore(lake_dir=tmp_path)
+    metrics = Metrics()
+    proc = ScoringProcessor("shardId-9", ShardScorer(lambda: ModelRef(Broken(), "9")), LakeSink(store), metrics)
+    records = [{"Data": d, "SequenceNumber": str(i + 1), "PartitionKey": pk, "ApproximateArrivalTimestamp": None}
+               for i, (pk, d) in enumerate(encode_records(parts[:1])[:3])]
+    assert proc.process(records) == 0
+    proc.flush("shardId-9-1-3")
+    (key,) = store.list(store.settings.curated_bucket, "quarantine/")
+    lines = [json.loads(x) for x in store.get(store.settings.curated_bucket, key).decode().splitlines()]
+    assert [x["sequence_number"] for x in lines] == ["1", "2", "3"]
+    assert all("scoring failed: FloatingPointError: detector exploded" in x["reason"] for x in lines)
+    assert metrics.quarantined.total() == 3
