@@ -39,7 +39,7 @@ from petrostream.schema import VARIABLE_NAMES
 
 log = logging.getLogger(__name__)
 
-MAX_INSTANCES_IN_STATE = 5000
+MAX_INSTANCES_IN_STATE = 2000  # the lease item (DynamoDB, 400 KB) holds this state
 FORGET_AFTER_S = 6 * 3600.0  # drop feature state of instances silent this long (wall time)
 
 

@@ -80,10 +80,16 @@ class Service:
     # ------------------------------------------------------------------ wiring
 
     def _check_lease_table(self) -> None:
-        from petrostream.aws import client
+        from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+
+        from petrostream.aws import client, endpoint_url
 
         try:
             client("dynamodb", self.settings).describe_table(TableName=self.settings.lease_table)
+        except (NoCredentialsError, EndpointConnectionError) as exc:
+            where = endpoint_url() or "AWS"
+            raise UserError(f"cannot reach {where} ({type(exc).__name__}); start the emulator (petrostream local up "
+                            "and export AWS_ENDPOINT_URL) or configure AWS credentials") from None
         except Exception as exc:
             code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
             if code == "ResourceNotFoundException":

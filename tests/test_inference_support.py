@@ -89,12 +89,13 @@ def _build_model_dirs(threew_dir, tmp_path_factory):
 
 
 @pytest.fixture
-def model_name(monkeypatch):
-    """A model name of our own (the models bucket is shared by the whole session)."""
+def model_name(monkeypatch, tmp_path):
+    """A model name of our own (the models bucket is shared by the whole session), a private model cache."""
     from petrostream.settings import get_settings
 
     name = f"test-model-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("PETROSTREAM_MODEL_NAME", name)
+    monkeypatch.setenv("PETROSTREAM_MODEL_CACHE", str(tmp_path / "model-cache"))
     monkeypatch.setenv("PETROSTREAM_MLFLOW_TRACKING_URI", "sqlite:////nonexistent/petrostream-tests.db")
     get_settings.cache_clear()
     return name
