@@ -478,28 +478,49 @@ def champion_manifest(settings: Settings | None = None) -> dict | None:
     return doc if isinstance(doc, dict) else None
 
 
-def promotion_history_keys() -> tuple[str, ...]:
-    return ("promotions.jsonl", "history/promotions.jsonl", "promotion_history.jsonl")
+def promotion_history_key(model_name: str) -> str:
+    """Where ``petrostream promote`` appends its decisions (training/promote.py ``history_key``; read by key,
+    the dashboard never imports training): ``<model name>/promotions.jsonl`` in the models bucket."""
+    return f"{model_name}/promotions.jsonl"
+
+
+HISTORY_COLUMNS = ["when", "action", "from_version", "to_version", "forced", "gates", "failed_gates",
+                   "challenger_objective", "champion_objective", "reason", "who", "exported"]
+
+
+def _gate_summary(gates: Any) -> tuple[str, str]:
+    if not isinstance(gates, list) or not gates:
+        return "", ""
+    judged = [g for g in gates if isinstance(g, dict) and not g.get("skipped")]
+    failed = [str(g.get("name")) for g in judged if not g.get("passed")]
+    return f"{len(judged) - len(failed)}/{len(judged)} passed", ", ".join(failed)
 
 
 def promotion_history(settings: Settings | None = None) -> pd.DataFrame:
-    """Promotion decisions written by training (JSON lines in the models bucket), newest first."""
+    """Promotion decisions (promote / rollback / refused) from the models bucket, newest first, one row each:
+    when, action, versions, forced, gate summary, the challenger's and champion's holdout objective."""
     s = settings or get_settings()
-    rows: list[dict] = []
-    for key in promotion_history_keys():
-        rows = read_json_lines(_read_key(s.models_bucket, key, s))
-        if rows:
-            break
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return df
-    for col in df.columns:
-        if col.endswith("_at") or col in ("ts", "time", "timestamp"):
-            df[col] = df[col].map(_parse_time)
-    time_col = next((c for c in ("promoted_at", "decided_at", "at", "ts", "time", "timestamp") if c in df), None)
-    if time_col:
-        df = df.sort_values(time_col, ascending=False, ignore_index=True)
-    return df
+    rows = []
+    for rec in read_json_lines(_read_key(s.models_bucket, promotion_history_key(s.model_name), s)):
+        gates, failed = _gate_summary(rec.get("gates"))
+        metrics = rec.get("metrics") if isinstance(rec.get("metrics"), dict) else {}
+        export = rec.get("export") if isinstance(rec.get("export"), dict) else {}
+        rows.append({
+            "when": _parse_time(rec.get("when")),
+            "action": rec.get("action"),
+            "from_version": rec.get("from_version"),
+            "to_version": rec.get("to_version"),
+            "forced": bool(rec.get("forced")),
+            "gates": gates,
+            "failed_gates": failed,
+            "challenger_objective": (metrics.get("challenger") or {}).get("objective"),
+            "champion_objective": (metrics.get("champion") or {}).get("objective"),
+            "reason": rec.get("reason") or "",
+            "who": rec.get("who") or "",
+            "exported": export.get("key") or export.get("error") or "",
+        })
+    df = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    return df.sort_values("when", ascending=False, ignore_index=True) if len(df) else df
 
 
 def champion(settings: Settings | None = None, registry: Registry | None = None) -> Champion:
@@ -512,8 +533,9 @@ def champion(settings: Settings | None = None, registry: Registry | None = None)
     history = promotion_history(s)
     if doc:
         version = doc.get("version") or doc.get("model_version")
-        when = _parse_time(doc.get("promoted_at") or doc.get("exported_at") or doc.get("created_at"))
-        return Champion(str(version) if version is not None else None, when or _history_time(history, version),
+        # promoted: per the promotion history; else the export time of the manifest (promote exports at once)
+        when = _history_time(history, version) or _parse_time(doc.get("promoted_at") or doc.get("exported_at"))
+        return Champion(str(version) if version is not None else None, when,
                         LakeStore(s).uri(s.models_bucket, manifest_key(s.model_name, CHAMPION_ALIAS)),
                         doc.get("run_id"), doc.get("threshold"),
                         manifest=doc)
@@ -531,16 +553,12 @@ def champion(settings: Settings | None = None, registry: Registry | None = None)
 
 
 def _history_time(history: pd.DataFrame, version: Any) -> pd.Timestamp | None:
+    """When ``version`` last became champion (a promote or rollback to it), per the promotion history."""
     if history.empty or version is None:
         return None
-    vcol = next((c for c in ("version", "model_version", "to_version", "champion") if c in history), None)
-    tcol = next((c for c in ("promoted_at", "decided_at", "at", "ts", "time", "timestamp") if c in history), None)
-    if not vcol or not tcol:
-        return None
-    hit = history[history[vcol].astype(str) == str(version)]
-    if "decision" in hit:
-        hit = hit[hit["decision"].astype(str).str.lower().isin(["promoted", "promote", "rollback", "accepted"])]
-    return hit[tcol].iloc[0] if len(hit) else None
+    hit = history[(history["to_version"].astype(str) == str(version))
+                  & history["action"].isin(["promote", "rollback"])]
+    return hit["when"].iloc[0] if len(hit) else None  # newest first
 
 
 # ------------------------------------------------------------------ training reference for drift

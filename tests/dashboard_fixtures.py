@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -220,7 +220,8 @@ PER_CLASS_V2 = pd.DataFrame({
 CONFUSION_V2 = [[3920.0, 80.0], [360.0, 640.0]]
 CONFUSION_V1 = [[3840.0, 160.0], [480.0, 520.0]]
 CHAMPION_VERSION = "2"
-PROMOTED_AT = "2024-05-01T09:00:00+00:00"
+PROMOTED_AT = "2024-05-01T09:00:00+00:00"  # per the promotion history
+EXPORTED_AT = "2024-05-01T09:00:40+00:00"  # the manifest's export time, a little later
 
 
 def build_registry(uri: str, artifact_root: Path, name: str = MODEL_NAME) -> dict[str, str]:
@@ -258,8 +259,40 @@ def write_manifest(lake_dir: Path | None, run_id: str, name: str = MODEL_NAME, s
     key = manifest_key(name, "champion")
     doc = {"manifest_version": 1, "name": name, "version": CHAMPION_VERSION, "run_id": run_id, "alias": "champion",
            "metrics": VERSION_METRICS[2], "bucket": store.settings.models_bucket, "prefix": f"{name}/v2/",
-           "files": {}, "exported_at": PROMOTED_AT, "exported_by": "tests@localhost"}
+           "files": {}, "exported_at": EXPORTED_AT, "exported_by": "tests@localhost"}
     store.put(store.settings.models_bucket, key, json.dumps(doc).encode())
+    return key
+
+
+def promotion_records() -> list[dict]:
+    """Three decisions as ``petrostream promote`` records them (training.promote.PromotionRecord): v1
+    promoted, v2 refused (false alarms), v2 promoted."""
+    from training.promote import Gate, PromotionRecord
+
+    ok = [Gate("data_suite", True, detail="holdout files pass"), Gate("objective", True, 0.6, 0.5, "ok")]
+    bad = [Gate("data_suite", True, detail="ok"), Gate("false_alarms_per_hour", False, 41.0, 30.0, "41 > 30")]
+    recs = [
+        PromotionRecord("promote", MODEL_NAME, None, "1", who="ci@runner", when="2024-04-29T09:00:00+00:00",
+                        gates=[asdict(g) for g in ok], metrics={"challenger": {"objective": 0.55}, "champion": {}}),
+        PromotionRecord("refused", MODEL_NAME, "1", "2", who="ci@runner", when="2024-04-30T09:00:00+00:00",
+                        gates=[asdict(g) for g in bad],
+                        metrics={"challenger": {"objective": 0.60}, "champion": {"objective": 0.55}}),
+        PromotionRecord("promote", MODEL_NAME, "1", "2", who="ci@runner", when=PROMOTED_AT, reason="retrained",
+                        gates=[asdict(g) for g in ok],
+                        metrics={"challenger": {"objective": 0.66}, "champion": {"objective": 0.55}},
+                        export={"bucket": "petrostream-models", "key": f"{MODEL_NAME}/champion.json"}),
+    ]
+    return [r.to_dict() for r in recs]
+
+
+def write_promotions(lake_dir: Path | None, store: LakeStore | None = None) -> str:
+    """``<model>/promotions.jsonl`` in the models bucket, where training.promote.append_history puts it."""
+    from training.promote import history_key
+
+    store = store or LakeStore(settings=Settings(lake_dir=lake_dir), lake_dir=lake_dir)
+    key = history_key(MODEL_NAME)
+    body = "".join(json.dumps(r, sort_keys=True) + "\n" for r in promotion_records())
+    store.put(store.settings.models_bucket, key, body.encode())
     return key
 
 

@@ -14,6 +14,7 @@ from dashboard_fixtures import (
     build_lake,
     build_registry,
     write_manifest,
+    write_promotions,
     write_validation,
 )
 
@@ -68,6 +69,7 @@ def fx(tmp_path_factory):
     uri = f"sqlite:///{root / 'mlflow.db'}"
     runs = build_registry(uri, root / "artifacts")
     write_manifest(lake.lake_dir, runs[CHAMPION_VERSION])
+    write_promotions(lake.lake_dir)
     write_validation(lake.reports_dir)
     with pytest.MonkeyPatch.context() as mp:
         _env(mp, root, lake.lake_dir, lake.reports_dir, uri)
@@ -87,6 +89,7 @@ def test_overview_kpis(tmp_path, fx, monkeypatch):
     # a lake built right now, so the wall-clock windows (rows/minute, active wells) hold exactly its rows
     lake = build_lake(tmp_path)
     write_manifest(lake.lake_dir, "run-x")
+    write_promotions(lake.lake_dir)
     monkeypatch.setenv("PETROSTREAM_LAKE_DIR", str(lake.lake_dir))
     at = run_page("overview")
     s = lake.scored
@@ -166,7 +169,10 @@ def test_model_performance(fx):
     # metrics per version, confusion matrix, per-class recall, detection delay, live performance, drift
     assert len(at.get("plotly_chart")) == 6
     assert "No training reference profile" in shown  # drift compared first vs latest lake day, and says so
-    assert "No promotion recorded yet" in shown
+    history = next(d.value for d in at.dataframe if "action" in d.value.columns)
+    assert list(history["action"]) == ["promote", "refused", "promote"]
+    m = metrics(at)
+    assert (m["Promotions"], m["Refused"], m["Rollbacks"]) == ("2", "1", "0")
     perf = next(d.value for d in at.dataframe if "tp" in d.value.columns)
     assert int(perf["tp"].sum()) == int(((fx.scored["label"] != 0) & (fx.scored["is_anomaly"] == 1)).sum())
 

@@ -23,7 +23,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from dashboard_fixtures import CHAMPION_VERSION, build_lake, build_registry, write_manifest, write_validation
+from dashboard_fixtures import (
+    CHAMPION_VERSION,
+    build_lake,
+    build_registry,
+    write_manifest,
+    write_promotions,
+    write_validation,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -40,8 +47,8 @@ PAGES = {
     "live": (["Live anomalies", "Episodes shown", "Refreshes every", "WELL-00001"], 1),
     "well_history": (["Well history", "WELL-00001", "points per series", "Alarm episodes in this range"], 1),
     "status_map": (["Well status map", "Alarm", "Stale", "WELL-00003"], 1),
-    "model": (["Model performance", "Registered versions", "champion", "Live performance against the 3W labels",
-               "Input drift"], 4),
+    "model": (["Model performance", "Registered versions", "champion", "Promotion history", "Refused",
+               "Live performance against the 3W labels", "Input drift"], 4),
     "quality": (["Data quality", "raw_3w_instance", "Quarantined records", "non-finite number NaN"], 1),
     "executive": (["Executive", "Monthly trend", "Yearly trend", "PETROSTREAM_POWERBI_REPORT_URL"], 2),
 }
@@ -160,6 +167,7 @@ def app_url(tmp_path_factory):
     uri = f"sqlite:///{root / 'mlflow.db'}"
     runs = build_registry(uri, root / "artifacts")
     write_manifest(lake.lake_dir, runs[CHAMPION_VERSION])
+    write_promotions(lake.lake_dir)
     write_validation(lake.reports_dir)
     env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
     env.update(lake.env)

@@ -15,6 +15,7 @@ from dashboard_fixtures import (
     CONFUSION_V1,
     CONFUSION_V2,
     EXPECTED_STATUS,
+    EXPORTED_AT,
     LAG_S,
     PER_CLASS_V2,
     PROMOTED_AT,
@@ -23,6 +24,7 @@ from dashboard_fixtures import (
     build_lake,
     build_registry,
     write_manifest,
+    write_promotions,
 )
 
 from dashboard import figures, queries, sources
@@ -329,11 +331,28 @@ def test_registry_champion_and_run_details(fx, mlflow_tmp, tmp_path):
     # no manifest in the models bucket: the MLflow alias answers
     champ = sources.champion(s)
     assert champ.version == CHAMPION_VERSION and "MLflow" in champ.source
-    # exported: the manifest answers, with its export time
+    # exported, no history: the manifest answers, with its export time
     write_manifest(fx.lake_dir, runs["2"])
     champ = sources.champion(s)
     assert champ.version == CHAMPION_VERSION and "champion.json" in champ.source
+    assert champ.promoted_at == pd.Timestamp(EXPORTED_AT).tz_convert("UTC").tz_localize(None)
+    # with the promotion history: promoted when the last promotion to that version was decided
+    write_promotions(fx.lake_dir)
+    champ = sources.champion(s)
     assert champ.promoted_at == pd.Timestamp(PROMOTED_AT).tz_convert("UTC").tz_localize(None)
+
+
+def test_promotion_history_as_training_writes_it(fx, settings):
+    from training.promote import history_key
+
+    assert sources.promotion_history_key("m") == history_key("m")  # read by key, never imported
+    write_promotions(fx.lake_dir)
+    h = sources.promotion_history(settings)
+    assert list(h["action"]) == ["promote", "refused", "promote"]  # newest first
+    assert list(h["to_version"]) == ["2", "2", "1"]
+    refused = h.iloc[1]
+    assert refused["gates"] == "1/2 passed" and refused["failed_gates"] == "false_alarms_per_hour"
+    assert h.iloc[0]["challenger_objective"] == 0.66 and h.iloc[0]["exported"].endswith("champion.json")
 
 
 def test_registry_absent_is_explained(tmp_path):
