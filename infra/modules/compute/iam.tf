@@ -98,8 +98,8 @@ data "aws_iam_policy_document" "inference" {
   }
 
   statement {
-    sid       = "WriteScored"
-    actions   = ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"]
+    sid     = "WriteScored"
+    actions = ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"]
     resources = [
       "${var.bucket_arns["curated"]}/scored/*",
       "${var.bucket_arns["curated"]}/events/*",

@@ -59,8 +59,8 @@ data "aws_iam_policy_document" "this" {
   }
 
   statement {
-    sid       = "WriteScored"
-    actions   = ["s3:AbortMultipartUpload", "s3:PutObject"]
+    sid     = "WriteScored"
+    actions = ["s3:AbortMultipartUpload", "s3:PutObject"]
     resources = [
       "${var.bucket_arns["curated"]}/scored/*",
       "${var.bucket_arns["curated"]}/events/*",
