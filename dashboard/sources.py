@@ -503,8 +503,8 @@ def promotion_history(settings: Settings | None = None) -> pd.DataFrame:
     rows = []
     for rec in read_json_lines(_read_key(s.models_bucket, promotion_history_key(s.model_name), s)):
         gates, failed = _gate_summary(rec.get("gates"))
-        metrics = rec.get("metrics") if isinstance(rec.get("metrics"), dict) else {}
-        export = rec.get("export") if isinstance(rec.get("export"), dict) else {}
+        metrics: dict = rec["metrics"] if isinstance(rec.get("metrics"), dict) else {}
+        export: dict = rec["export"] if isinstance(rec.get("export"), dict) else {}
         rows.append({
             "when": _parse_time(rec.get("when")),
             "action": rec.get("action"),
@@ -564,25 +564,74 @@ def _history_time(history: pd.DataFrame, version: Any) -> pd.Timestamp | None:
 # ------------------------------------------------------------------ training reference for drift
 
 
+REFERENCE_FILES = 24  # 3W instances sampled as the training reference
+REFERENCE_ROWS = 20_000
+
+
+def sample_training_data(data_dir: Path, files: int = REFERENCE_FILES, rows: int = REFERENCE_ROWS) -> pd.DataFrame:
+    """A bounded sample of a 3W-layout training directory: ``files`` instances spread evenly over its
+    (class-sorted) listing, every k-th row so at most ``rows`` come back, columns renamed to lake columns."""
+    from petrostream.dataset import discover, read_instance
+    from petrostream.schema import CONTINUOUS_VARIABLES, VARIABLE_BY_NAME
+
+    infos = discover(data_dir)
+    picked = [infos[round(i * (len(infos) - 1) / max(files - 1, 1))] for i in range(min(files, len(infos)))]
+    per_file = max(rows // max(len(picked), 1), 1)
+    parts = []
+    for info in dict.fromkeys(picked):
+        try:
+            df = read_instance(info)
+        except Exception:  # an unreadable file is the data-quality page's business
+            continue
+        cols = [c for c in df.columns if c in CONTINUOUS_VARIABLES]
+        step = max(-(-len(df) // per_file), 1)  # ceil: at most per_file rows from this file
+        parts.append(df[cols].iloc[::step].rename(columns={c: VARIABLE_BY_NAME[c].column for c in cols}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def training_reference(settings: Settings | None = None) -> tuple[pd.DataFrame | None, str]:
-    """A sample of the training inputs to compare live data with, if training left one (Parquet in the models
-    bucket named by the champion manifest's ``reference`` key). (None, "") when there is none."""
+    """What the live inputs are compared with for drift: a reference sample exported next to the champion
+    (Parquet named by ``reference_key`` in the manifest), else a sample of the 3W directory the champion was
+    trained on (its MLflow version tag ``data_dir``) when this machine can read it. (None, "") otherwise."""
     s = settings or get_settings()
     doc = champion_manifest(s) or {}
     key = doc.get("reference_key") or doc.get("reference")
-    if not key or not isinstance(key, str):
-        return None, ""
-    data = _read_key(s.models_bucket, key, s)
-    if not data:
-        return None, ""
-    import io
+    if isinstance(key, str) and key:
+        data = _read_key(s.models_bucket, key, s)
+        if data:
+            import io
 
-    import pyarrow.parquet as pq
+            import pyarrow.parquet as pq
 
+            try:
+                return pq.read_table(io.BytesIO(data)).to_pandas(), f"training reference ({key})"
+            except Exception as exc:
+                log.warning("reference sample unreadable", extra={"key": key, "error": str(exc)[:200]})
+    version = str(doc.get("version")) if doc.get("version") is not None else None
+    data_dir = _champion_data_dir(s, version)
+    if data_dir is not None:
+        sample = sample_training_data(data_dir)
+        if not sample.empty:
+            return sample, f"training data of the champion ({data_dir}, {len(sample):,} sampled rows)"
+    return None, ""
+
+
+def _champion_data_dir(s: Settings, version: str | None) -> Path | None:
+    path = _sqlite_path(s.mlflow_tracking_uri)
+    if path is not None and not path.exists():
+        return None
     try:
-        return pq.read_table(io.BytesIO(data)).to_pandas(), f"training reference ({key})"
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=s.mlflow_tracking_uri, registry_uri=s.mlflow_tracking_uri)
+        mv = (client.get_model_version(s.model_name, version) if version
+              else client.get_model_version_by_alias(s.model_name, CHAMPION_ALIAS))
+        data_dir = (mv.tags or {}).get("data_dir")
     except Exception:
-        return None, ""
+        return None
+    if data_dir and Path(data_dir).is_dir():
+        return Path(data_dir)
+    return None
 
 
 # ------------------------------------------------------------------ data quality (Great Expectations)

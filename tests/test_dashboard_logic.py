@@ -470,3 +470,23 @@ def test_cli_registers_dashboard_command(monkeypatch):
     assert CliRunner().invoke(app, ["dashboard"]).exit_code == 0
     argv = seen["argv"]
     assert argv[argv.index("--server.address") + 1] == "0.0.0.0" and argv[argv.index("--server.port") + 1] == "8501"
+
+
+def test_drift_against_the_champions_training_data(fx, backend, mlflow_tmp, tmp_path, threew_dir):
+    """The champion's version tag data_dir (set by training) points at the 3W directory it was trained on:
+    a bounded sample of it becomes the drift reference."""
+    from mlflow import MlflowClient
+
+    build_registry(mlflow_tmp, tmp_path / "artifacts")
+    MlflowClient(tracking_uri=mlflow_tmp).set_model_version_tag("petrostream-anomaly", CHAMPION_VERSION, "data_dir",
+                                                                str(threew_dir))
+    s = Settings(lake_dir=tmp_path / "no-lake", mlflow_tracking_uri=mlflow_tmp)  # no manifest: use the alias
+    ref, label = sources.training_reference(s)
+    assert label.startswith("training data of the champion") and str(threew_dir) in label
+    assert 0 < len(ref) <= sources.REFERENCE_ROWS + sources.REFERENCE_FILES
+    assert {"p_tpt", "t_tpt", "p_pdg"} <= set(ref.columns)
+    d = queries.drift(backend, ref, label)
+    assert d.reference_label == label and d.note == "" and "p_tpt" in set(d.table["column"])
+
+    none, _ = sources.training_reference(Settings(lake_dir=tmp_path, mlflow_tracking_uri=f"sqlite:///{tmp_path}/x.db"))
+    assert none is None

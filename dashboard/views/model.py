@@ -86,10 +86,10 @@ with ui.guard("The promotion history"):
         st.info("No promotion recorded yet: `make promote` gates the challenger against the champion and records "
                 "its decision in the models bucket.", icon=":material/info:")
     else:
-        c = st.columns(3)
-        c[0].metric("Promotions", f"{int((history['action'] == 'promote').sum()):,}")
-        c[1].metric("Refused", f"{int((history['action'] == 'refused').sum()):,}")
-        c[2].metric("Rollbacks", f"{int((history['action'] == 'rollback').sum()):,}")
+        h_cols = st.columns(3)
+        h_cols[0].metric("Promotions", f"{int((history['action'] == 'promote').sum()):,}")
+        h_cols[1].metric("Refused", f"{int((history['action'] == 'refused').sum()):,}")
+        h_cols[2].metric("Rollbacks", f"{int((history['action'] == 'rollback').sum()):,}")
         st.dataframe(history, hide_index=True, width="stretch",
                      column_config={"when": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss"),
                                     "challenger_objective": st.column_config.NumberColumn(format="%.4f"),
