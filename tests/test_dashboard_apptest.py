@@ -219,3 +219,16 @@ def test_empty_lake_is_explained(page, tmp_path, monkeypatch, fx):
     else:
         assert "no data has been written" in shown or "No scored readings" in shown
     assert not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.parametrize("page", ["overview", "live", "status_map", "quality"])
+def test_stopped_emulator_is_explained(page, tmp_path, monkeypatch, fx):
+    from petrostream.local import free_port
+
+    _env(monkeypatch, tmp_path, tmp_path / "lake", tmp_path / "reports", f"sqlite:///{tmp_path / 'none.db'}")
+    monkeypatch.delenv("PETROSTREAM_LAKE_DIR")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    at = run_page(page)
+    shown = texts(at)
+    assert not at.error
+    assert "is not running" in shown and "petrostream local up" in shown

@@ -43,7 +43,10 @@ st.caption("Records the inference service could not use (bad JSON, unknown varia
            "kept as JSON lines under quarantine/ in the curated bucket.")
 with ui.guard("The quarantine"):
     q = ui.quarantine(ui.lake())
-    if q.empty:
+    state = ui.lake_state(ui.lake())
+    if q.empty and not state.ok:
+        st.info(state.problem, icon=":material/info:")
+    elif q.empty:
         st.info("Nothing quarantined: every record that reached the service was usable (or no data has arrived "
                 "yet).", icon=":material/check_circle:")
     else:
