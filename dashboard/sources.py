@@ -25,7 +25,6 @@ from petrostream.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-INFERENCE_URL_ENV = "PETROSTREAM_INFERENCE_URL"
 
 
 # ------------------------------------------------------------------ where is the lake, and is it there?
@@ -102,10 +101,10 @@ def _port_open(url: str, timeout: float = 1.0) -> bool:
 
 
 def inference_url(settings: Settings | None = None) -> str:
-    """Base URL of the inference service's HTTP API: $PETROSTREAM_INFERENCE_URL, else the local service
-    on settings.api_port."""
+    """Base URL of the inference service's HTTP API: settings.inference_url ($PETROSTREAM_INFERENCE_URL),
+    else the local service on settings.api_port."""
     s = settings or get_settings()
-    return os.environ.get(INFERENCE_URL_ENV) or f"http://127.0.0.1:{s.api_port}"
+    return s.inference_url or f"http://127.0.0.1:{s.api_port}"
 
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")

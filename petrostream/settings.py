@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     # Service
     api_host: str = "0.0.0.0"
     api_port: int = 8080
+    inference_url: str = ""  # the service's HTTP API as the dashboard reaches it (default: local api_port)
     dashboard_url: str = "http://127.0.0.1:8501"
     powerbi_report_url: str = ""
 
