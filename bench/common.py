@@ -431,6 +431,8 @@ class Context:
     @property
     def data(self) -> Path:
         if self._data is None:
+            if self._data_arg is not None and not _has_instances(Path(self._data_arg)):
+                raise SystemExit(f"--data {self._data_arg}: no 3W instances (<class>/<instance>.parquet) there")
             found = find_sample(self._data_arg)
             if found is not None:
                 self._data = found
@@ -479,7 +481,7 @@ class Context:
     # ------------------------------------------------------------------ the benchmark model
 
     def model(self) -> BenchModel:
-        """A real IsolationForest on real features, exported to the emulator's models bucket the way the
+        """A real IsolationForest on features of the data, exported to the emulator's models bucket the way the
         service finds its champion (``model_store.export`` -> champion.json). Built once per run."""
         if self._model is None:
             self._model = _build_model(self)
@@ -505,7 +507,7 @@ def _build_model(ctx: Context) -> BenchModel:
     from petrostream.features import FeatureConfig, feature_matrix
     from petrostream.model import AnomalyModel
 
-    say("setup", "fitting the benchmark model (IsolationForest on normal rows of real instances) ...")
+    say("setup", "fitting the benchmark model (IsolationForest on normal rows of the data) ...")
     per_instance, want_rows, max_instances = 3000, 24_000, 8
     frames, used = [], []
     for info in sorted(ctx.infos, key=lambda i: (i.event_class not in (0, 1, 2, 6), i.event_class, i.path.name)):

@@ -203,7 +203,7 @@ def run(ctx: Context) -> dict[str, Any]:
     model = bm.model
     records = make_records(ctx, ctx.pick(z.inference_instances), z.inference_rows)
     store = lake.LakeStore(Settings(curated_bucket=ctx.fresh_bucket("inference")))
-    say("inference", f"{len(records):,} records of real rows ({ROWS_PER_RECORD} rows/record), "
+    say("inference", f"{len(records):,} records of the data's rows ({ROWS_PER_RECORD} rows/record), "
                      f"micro-batches of {GET_RECORDS_LIMIT} records")
 
     rows, m = _service_path(model, records, store)

@@ -214,6 +214,8 @@ def render(res: dict[str, Any]) -> str:
 
 def _section(title: str, d: dict | None) -> list[str]:
     out = ["", f"## {title}", ""]
+    if d and d.get("section_s") is not None:
+        out += [f"Section took {d['section_s']:.0f} s; load average at its end {d.get('load_avg_at_end')}.", ""]
     if d and d.get("error"):
         out.append(f"Section failed: {d['error']}")
     return out
@@ -260,7 +262,9 @@ def _inference(i: dict | None) -> list[str]:
                       [[k, _n(v["cpu_s"], "", 2), f"{100 * (v['share'] or 0):.0f} %", _n(v["rows_per_cpu_s"])]
                        for k, v in i.get("stages", {}).items()]))
     if i.get("profile_top_tottime"):
-        out += ["", "Profile of the service path (top functions by own time):", ""]
+        out += ["", "Profile of the service path (cProfile over a third of the records, top functions by own time; "
+                    "times are wall seconds under the profiler, so `recv_into`/`poll` are waits for the emulator):",
+                ""]
         out.append(_table(["function", "calls", "own s", "cumulative s"],
                           [[r["function"], _n(r["calls"]), r["tottime_s"], r["cumtime_s"]]
                            for r in i["profile_top_tottime"]]))
@@ -359,7 +363,7 @@ def _model(m: dict | None) -> list[str]:
         return out
     f = m.get("model") or {}
     out += [f"Benchmark model: {f.get('detector')}, {f.get('features')} features (windows {f.get('windows')}), fit on "
-            f"{_n(f.get('fit_rows'))} {f.get('fit_on')} of {f.get('fit_instances')} real instances; export "
+            f"{_n(f.get('fit_rows'))} {f.get('fit_on')} of {f.get('fit_instances')} instances; export "
             f"{_n((f.get('export_bytes') or 0) / 1024, 'KiB')} in {f.get('export_files')} files.", ""]
     out.append(_table(["cold load (median of runs)", "seconds"],
                       [[k, c.get(k)] for k in ("process_wall_s", "import_s", "pull_s", "load_s", "first_predict_s")]))

@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 out = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:400] if str(exc) else ''}"}
                 failed.append(name)
             out["section_s"] = round(time.monotonic() - ts, 1)
+            out["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]  # the machine is shared: say how busy
             results[name] = out
             say(name, f"--- done in {out['section_s']:.0f} s")
     finally:
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     _write(out_dir / "results.json", json.dumps(results, indent=2, default=str) + "\n")
     md = report.render(results)
     _write(out_dir / "results.md", md)
-    print(md)
+    print(md.split("\n## ", 2)[0] + "\n## " + md.split("\n## ", 2)[1].rstrip())  # title, machine, headline
     say("done", f"results in {out_dir / 'results.json'} and {out_dir / 'results.md'} "
                 f"({results['meta']['elapsed_s']:.0f} s)")
     if failed:
