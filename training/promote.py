@@ -127,7 +127,8 @@ def evaluate_gates(challenger: dict[str, float], champion: dict[str, float] | No
                             ("recall_at_1pct_fpr", limits.recall_tolerance, "recall at 1% FPR")):
         c = _num(challenger.get(key))
         if champion is None:
-            gates.append(Gate(key, c is not None, c, None, f"{label} {c} (no champion yet: nothing to compare)"))
+            shown = f"{c:.4f}" if c is not None else "not measurable"
+            gates.append(Gate(key, c is not None, c, None, f"{label} {shown} (no champion yet: nothing to compare)"))
             continue
         ch = _num(champion.get(key))
         if ch is None:
@@ -313,6 +314,7 @@ def _client():
 
     from petrostream.settings import get_settings
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(get_settings().mlflow_tracking_uri)
     return MlflowClient()
 
@@ -423,8 +425,8 @@ def do_promote(data_dir: Path | None = None, version: str | None = None, force: 
         if challenger is None:
             raise PromotionError(f"{name}: no version has the alias '{CHALLENGER}' (run petrostream train first)")
     champion = version_by_alias(client, name, CHAMPION)
-    if champion is not None and champion.version == challenger.version:
-        return PromotionRecord("noop", name, champion.version, challenger.version)
+    if champion is not None and str(champion.version) == str(challenger.version):
+        return PromotionRecord("noop", name, str(champion.version), str(challenger.version))
     if export:
         _check_bucket()
 
@@ -453,7 +455,8 @@ def do_promote(data_dir: Path | None = None, version: str | None = None, force: 
     gates = evaluate_gates(chal_m, champ_m, limits, check)
     failed = [g for g in gates if not g.passed and not g.skipped]
     record = PromotionRecord(
-        "promote", name, champion.version if champion else None, challenger.version, forced=bool(failed) and force,
+        "promote", name, str(champion.version) if champion else None, str(challenger.version),
+        forced=bool(failed) and force,
         reason=reason, gates=[asdict(g) for g in gates], data=data,
         metrics={"challenger": _clean(chal_m), **({"champion": _clean(champ_m)} if champ_m else {})},
     )
@@ -466,9 +469,9 @@ def do_promote(data_dir: Path | None = None, version: str | None = None, force: 
         raise PromotionRefused(f"promotion of {name} v{challenger.version} refused: failed gate(s) "
                                + "; ".join(f"{g.name} ({g.detail})" for g in failed)
                                + " (--force to override, recorded)")
-    client.set_registered_model_alias(name, CHAMPION, challenger.version)
+    client.set_registered_model_alias(name, CHAMPION, str(challenger.version))
     log.info("champion moved", extra={"model": name, "from": record.from_version, "to": record.to_version})
-    _export_into(record, challenger.version, export)
+    _export_into(record, str(challenger.version), export)
     return record_decision(record)
 
 
@@ -497,16 +500,18 @@ def do_rollback(export: bool = True, reason: str = "") -> PromotionRecord:
     if export:
         _check_bucket()
     stack = champion_stack(mlflow_history(name))
-    if stack and stack[-1] != current.version:
-        log.warning("champion alias was moved outside petrostream promote", extra={"alias": current.version,
-                                                                                   "history": stack[-1]})
-        stack.append(current.version)
+    now = str(current.version)
+    if not stack or stack[-1] != now:
+        if stack:
+            log.warning("champion alias was moved outside petrostream promote", extra={"alias": now,
+                                                                                       "history": stack[-1]})
+        stack.append(now)
     if len(stack) < 2:
         raise PromotionError(f"{name}: no previous champion recorded before v{current.version}; "
                              "nothing to roll back to")
     target = stack[-2]
     client.set_registered_model_alias(name, CHAMPION, target)
-    record = PromotionRecord("rollback", name, current.version, target, reason=reason)
+    record = PromotionRecord("rollback", name, now, target, reason=reason)
     _export_into(record, target, export)
     return record_decision(record)
 

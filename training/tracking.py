@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ def setup(experiment: str = EXPERIMENT) -> str:
     from petrostream.settings import get_settings
 
     s = get_settings()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # progress bars flood CI logs
     mlflow.set_tracking_uri(s.mlflow_tracking_uri)
     if s.mlflow_tracking_uri.startswith("sqlite:///"):
         Path(s.mlflow_tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

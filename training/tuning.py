@@ -63,7 +63,7 @@ def objective_value(metrics: dict[str, float]) -> tuple[float, dict[str, float]]
 PROFILES: dict[str, dict[str, Any]] = {
     # A few minutes on 2 cores with the shared sample (380 instances, 3.2 M rows).
     "quick": {
-        "trials": 8, "timeout": 420.0, "families": "iforest,lof,gaussian", "max_rows_per_instance": 300,
+        "trials": 12, "timeout": 300.0, "families": "iforest,lof,gaussian", "max_rows_per_instance": 300,
         "max_normal_per_instance": 2000, "eval_stride": 20, "windows": [(30, 300), (60, 600)],
         "fit_on": ["normal"], "fpr_range": (0.002, 0.03),
     },
