@@ -311,13 +311,15 @@ def build_fit_and_eval(
     max_rows: int | None,
     max_normal: int | None = None,
     stride: int | None = 1,
+    max_eval_rows: int | None = None,
     seed: int = 0,
     label: str = "features",
     progress: bool = True,
 ) -> tuple[FeatureTable | None, FeatureTable | None]:
     """One pass over the instances (each read and featurised once) giving both the fitting subsample
     (``max_rows`` / ``max_normal`` per instance; None: skipped) and the evaluation rows (every ``stride``-th
-    row; None: skipped)."""
+    row, the stride raised per instance so that at most ``max_eval_rows`` rows are kept; None: skipped).
+    Evaluation rows carry their instance's stride in ``meta['stride']`` (see ``tuning.evaluate_scores``)."""
     prog = Progress(label, total=total_rows(infos), unit="rows", enabled=progress, interval=2.0)
     fit_parts, eval_parts = [], []
     for info in infos:
@@ -328,11 +330,17 @@ def build_fit_and_eval(
         if max_rows is not None:
             selections.append((fit_parts, sample_indices(labels, max_rows, instance_rng(info.instance_id, seed),
                                                          max_normal)))
+        step = max(1, stride or 1)
         if stride is not None:
-            selections.append((eval_parts, np.arange(0, len(frame), max(1, stride))))
+            if max_eval_rows:
+                step = max(step, -(-len(frame) // max_eval_rows))
+            selections.append((eval_parts, np.arange(0, len(frame), step)))
         for parts, rows in selections:
             X = feats.iloc[rows].astype("float32").reset_index(drop=True)
-            parts.append(FeatureTable(X, meta_frame(info, frame.index[rows], labels.iloc[rows])))
+            meta = meta_frame(info, frame.index[rows], labels.iloc[rows])
+            if parts is eval_parts:
+                meta["stride"] = np.int32(step)
+            parts.append(FeatureTable(X, meta))
         prog.update(len(frame))
     summary = prog.close()
     log.info("features built", extra={"what": label, "summary": summary, "instances": len(infos)})

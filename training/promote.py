@@ -328,6 +328,22 @@ def version_by_alias(client, name: str, alias: str):
         return None
 
 
+def resolve_version(client, name: str, version: str | None, alias: str):
+    """The registered version ``version``, or the one behind ``alias``; PromotionError naming what is missing."""
+    if version:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return client.get_model_version(name, str(version))
+        except MlflowException:
+            raise PromotionError(f"{name} v{version}: no such registered model version") from None
+    mv = version_by_alias(client, name, alias)
+    if mv is None:
+        hint = "run petrostream train first" if alias == CHALLENGER else "promote one first"
+        raise PromotionError(f"{name}: no version has the alias '{alias}' ({hint})")
+    return mv
+
+
 def _check_bucket() -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -413,17 +429,7 @@ def do_promote(data_dir: Path | None = None, version: str | None = None, force: 
     s = get_settings()
     name = s.model_name
     client = _client()
-    if version:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            challenger = client.get_model_version(name, str(version))
-        except MlflowException:
-            raise PromotionError(f"{name} v{version}: no such registered model version") from None
-    else:
-        challenger = version_by_alias(client, name, CHALLENGER)
-        if challenger is None:
-            raise PromotionError(f"{name}: no version has the alias '{CHALLENGER}' (run petrostream train first)")
+    challenger = resolve_version(client, name, version, CHALLENGER)
     champion = version_by_alias(client, name, CHAMPION)
     if champion is not None and str(champion.version) == str(challenger.version):
         return PromotionRecord("noop", name, str(champion.version), str(challenger.version))
@@ -450,9 +456,18 @@ def do_promote(data_dir: Path | None = None, version: str | None = None, force: 
     champ_m = None
     if champion is not None:
         print(f"evaluating champion v{champion.version} ...", flush=True)
-        champ_m = holdout_metrics(pyfunc.load(f"models:/{name}/{champion.version}"), holdout, progress,
-                                  f"holdout v{champion.version}")
+        try:
+            champ_model = pyfunc.load(f"models:/{name}/{champion.version}")
+        except UserError as exc:  # e.g. saved by an older, incompatible feature code: serving cannot load it either
+            log.warning("champion cannot be loaded: relative gates skipped", extra={"error": str(exc)})
+            data["champion_unloadable"] = str(exc)
+        else:
+            champ_m = holdout_metrics(champ_model, holdout, progress, f"holdout v{champion.version}")
     gates = evaluate_gates(chal_m, champ_m, limits, check)
+    if champion is not None and champ_m is None:
+        for g in gates:
+            if g.name in ("objective", "recall_at_1pct_fpr"):
+                g.skipped, g.detail = True, f"{g.detail}; champion v{champion.version} cannot be loaded by this code"
     failed = [g for g in gates if not g.passed and not g.skipped]
     record = PromotionRecord(
         "promote", name, str(champion.version) if champion else None, str(challenger.version),
@@ -524,13 +539,8 @@ def export_model(version: str | None = None, alias: str = CHAMPION) -> dict[str,
 
     s = get_settings()
     name = s.model_name
+    mv = resolve_version(_client(), name, version, alias)
     client = _client()
-    if version is None:
-        mv = version_by_alias(client, name, alias)
-        if mv is None:
-            raise PromotionError(f"{name}: no version has the alias '{alias}' (promote one first)")
-    else:
-        mv = client.get_model_version(name, str(version))
     metrics = {}
     if mv.run_id:
         run = client.get_run(mv.run_id)

@@ -85,8 +85,20 @@ def _finite(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
-def _metric_key(k: str) -> str:
-    return k.replace("@", "_at_").replace("%", "pct")
+def source_reports(df: pd.DataFrame) -> dict[str, Any]:
+    """Holdout reports per data source (REAL, SIMULATED, ...): headline numbers mix sources otherwise."""
+    from petrostream.metrics import evaluate
+
+    return {str(src): evaluate(part) for src, part in df.groupby("source", sort=True)}
+
+
+def by_source_metrics(df: pd.DataFrame) -> dict[str, float]:
+    out = {}
+    for src, rep in source_reports(df).items():
+        d = rep.to_dict()
+        for k in ("roc_auc", "recall_at_1pct_fpr", "event_detection_rate", "false_alarms_per_hour", "obs_fpr"):
+            out[f"{src.lower()}_{k}"] = d[k]
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ markdown
@@ -255,6 +267,7 @@ def model_card(*, name: str, version: str | None, best, holdout, latency: float,
     f1_all = 2 * ev_share / (1 + ev_share) if ev_share > 0 else float("nan")
     real_wells = {s: sorted({i.well_id for i in plan.infos[s] if i.is_real}) for s in plan.infos}
     src = holdout_df.assign(normal=(holdout_df["label"] == 0).fillna(False)).groupby("source")["normal"].sum()
+    src = src[src > 0]
     normal_by_source = ", ".join(f"{k}: {int(n):,}" for k, n in src.items())
     headline = pd.DataFrame([
         {"metric": "ROC-AUC", "validation": v["roc_auc"], "holdout": h["roc_auc"]},
@@ -271,6 +284,14 @@ def model_card(*, name: str, version: str | None, best, holdout, latency: float,
         {"metric": "objective J", "validation": best.objective, "holdout": j_hold},
     ])
     per_class = holdout.per_class.copy()
+    rows = []
+    for src, rep in source_reports(holdout_df).items():
+        d = rep.to_dict()
+        rows.append({"source": src, "instances": int(d["n_instances"]), "normal rows": int(d["n_normal_rows"]),
+                     "event rows": int(d["n_event_rows"]), "ROC-AUC": d["roc_auc"],
+                     "recall@1%FPR": d["recall_at_1pct_fpr"], "event detection": d["event_detection_rate"],
+                     "false alarms/h": d["false_alarms_per_hour"], "normal rows alarmed": d["obs_fpr"]})
+    by_source = pd.DataFrame(rows)
     refs = pd.DataFrame([{**r} for r in REFERENCES] + [{
         "study": "PetroStream (this model)", "method": c.family, "f1": h["obs_f1"],
         "protocol": "ONE global model, causal streaming features, evaluated on wells it never saw "
@@ -328,11 +349,14 @@ def model_card(*, name: str, version: str | None, best, holdout, latency: float,
         "",
         "## Evaluation (holdout: wells never seen in training or tuning, streamed instance by instance)",
         "",
-        md_table(headline),
+        md_table(headline.rename(columns={"validation": "validation (out-of-fold, development wells)"})),
         f"Holdout: {int(h['n_instances'])} instances, {int(h['n_rows']):,} rows "
         f"({int(h['n_normal_rows']):,} normal, {int(h['n_event_rows']):,} event rows, "
         f"{h['normal_hours']:.1f} h of normal operation, {int(h['false_alarm_episodes'])} false-alarm episodes).",
         "",
+        "### Per source (holdout; recall at 1 % FPR uses that source's own normal rows)",
+        "",
+        md_table(by_source),
         "### Per class (holdout)",
         "",
         md_table(per_class),
@@ -472,6 +496,7 @@ class TrackingContext:
             **_finite(best.report.to_dict(), "best_val_"),
             **_finite(h, "holdout_"),
             **_finite(holdout.per_class_dict(), "holdout_"),
+            **_finite(by_source_metrics(holdout_df), "holdout_"),
             "holdout_objective": j_hold,
             "latency_ms_per_1k_rows": latency,
             "threshold": best.threshold,

@@ -64,12 +64,14 @@ PROFILES: dict[str, dict[str, Any]] = {
     # A few minutes on 2 cores with the shared sample (380 instances, 3.2 M rows).
     "quick": {
         "trials": 12, "timeout": 300.0, "families": "iforest,lof,gaussian", "max_rows_per_instance": 300,
-        "max_normal_per_instance": 2000, "eval_stride": 20, "windows": [(30, 300), (60, 600)],
+        "max_normal_per_instance": 2000, "eval_stride": 20, "max_eval_rows_per_instance": 1000,
+        "windows": [(30, 300), (60, 600)],
         "fit_on": ["normal"], "fpr_range": (0.002, 0.03),
     },
     "full": {
-        "trials": 60, "timeout": 3600.0, "families": "iforest,lof,gaussian", "max_rows_per_instance": 1500,
-        "max_normal_per_instance": 8000, "eval_stride": 2, "windows": list(ALL_WINDOWS),
+        "trials": 60, "timeout": 3600.0, "families": "iforest,lof,gaussian", "max_rows_per_instance": 1000,
+        "max_normal_per_instance": 3000, "eval_stride": 3, "max_eval_rows_per_instance": 2000,
+        "windows": list(ALL_WINDOWS),
         "fit_on": ["normal", "normal_real", "all"], "fpr_range": (0.001, 0.05),
     },
 }
@@ -87,6 +89,7 @@ class TrainOptions:
     max_rows_per_instance: int = 300
     max_normal_per_instance: int = 2000
     eval_stride: int = 10
+    max_eval_rows_per_instance: int | None = 1000
     windows: list[tuple[int, ...]] = field(default_factory=lambda: [(30, 300)])
     fit_on: list[str] = field(default_factory=lambda: ["normal"])
     fpr_range: tuple[float, float] = (0.002, 0.03)
@@ -110,6 +113,7 @@ class TrainOptions:
             max_rows_per_instance=max_rows_per_instance or p["max_rows_per_instance"],
             max_normal_per_instance=max(p["max_normal_per_instance"], max_rows_per_instance or 0),
             eval_stride=eval_stride or p["eval_stride"],
+            max_eval_rows_per_instance=p["max_eval_rows_per_instance"],
             windows=[tuple(w) for w in p["windows"]],
             fit_on=list(p["fit_on"]),
             fpr_range=tuple(p["fpr_range"]),
@@ -172,7 +176,8 @@ class FeatureCache:
         dev = self.plan.development
         fit, ev = build_fit_and_eval(
             dev, lambda f: compute_features(f, cfg), max_rows=o.max_rows_per_instance,
-            max_normal=o.max_normal_per_instance, stride=o.eval_stride, seed=o.seed,
+            max_normal=o.max_normal_per_instance, stride=o.eval_stride, max_eval_rows=o.max_eval_rows_per_instance,
+            seed=o.seed,
             label=f"features {'/'.join(map(str, windows))} s", progress=o.progress,
         )
         for t in (fit, ev):
@@ -208,20 +213,22 @@ def calibrate_threshold(scores: np.ndarray, normal: np.ndarray, fpr: float, fall
     return float(np.quantile(scores, 1 - fpr)), "all validation rows (no normal rows)"
 
 
-def evaluate_scores(table: FeatureTable, scores: np.ndarray, threshold: float, stride: int = 1):
-    """``metrics.evaluate`` of scored rows that are every ``stride``-th row of their instances.
+def evaluate_scores(table: FeatureTable, scores: np.ndarray, threshold: float):
+    """``metrics.evaluate`` of scored rows that are every k-th row of their instances (``meta['stride']``).
 
     ``evaluate`` counts hours of normal operation as normal rows / 3600 (rows at 1 Hz), so on strided rows
-    it would understate the hours ``stride``-fold and overstate false alarms per hour as much: corrected here
-    (episodes shorter than the stride may be missed or merged; delays are exact to ``stride`` seconds).
+    it would understate the hours k-fold and overstate false alarms per hour as much: corrected here per
+    instance (episodes shorter than the stride may be missed or merged; delays are exact to k seconds).
     """
-    from petrostream.metrics import evaluate
+    from petrostream.metrics import KEY, SECONDS_PER_HOUR, evaluate
 
     report = evaluate(eval_frame(table, scores, threshold))
-    if stride > 1:
-        report.normal_hours *= stride
-        if report.normal_hours > 0:
-            report.false_alarms_per_hour = report.false_alarm_episodes / report.normal_hours
+    if "stride" in table.meta.columns and len(report.per_instance):
+        stride = table.meta.groupby(KEY, sort=False)["stride"].first()
+        inst = report.per_instance
+        hours = float((inst["normal_rows"] * inst[KEY].map(stride).fillna(1)).sum()) / SECONDS_PER_HOUR
+        report.normal_hours = hours
+        report.false_alarms_per_hour = report.false_alarm_episodes / hours if hours > 0 else math.nan
     return report
 
 
@@ -404,7 +411,7 @@ def run_trial(config: TrialConfig, cache: FeatureCache, opts: TrainOptions, tria
         done[idx] = True
         part = ev_t.select(rows=np.flatnonzero(done))
         thr, _ = calibrate_threshold(scores[done], normal[done], config.fpr_target, np.concatenate(fallback))
-        value, _ = objective_value(evaluate_scores(part, scores[done], thr, opts.eval_stride).to_dict())
+        value, _ = objective_value(evaluate_scores(part, scores[done], thr).to_dict())
         fold_values.append(value)
         if trial is not None and step < len(folds) - 1:
             trial.report(value, step)
@@ -413,7 +420,7 @@ def run_trial(config: TrialConfig, cache: FeatureCache, opts: TrainOptions, tria
 
                 raise optuna.TrialPruned(f"after fold {k}: running objective {value:.4f}")
     thr, source = calibrate_threshold(scores, normal, config.fpr_target, np.concatenate(fallback))
-    report = evaluate_scores(ev_t, scores, thr, opts.eval_stride)
+    report = evaluate_scores(ev_t, scores, thr)
     value, parts = objective_value(report.to_dict())
     kind = kinds.pop() if len(kinds) == 1 else "mixed"
     return TrialOutcome(config, thr, f"out-of-fold {source}", report, value, parts, scores, kind, n_fit,
@@ -446,6 +453,7 @@ class TrainResult:
     seconds: float
     n_trials: int
     plan: SplitPlan
+    holdout_by_source: dict[str, float] = field(default_factory=dict)
 
     def summary_lines(self) -> list[str]:
         h = self.holdout.to_dict()
@@ -460,6 +468,12 @@ class TrainResult:
             f"false alarms/h {h['false_alarms_per_hour']:.2f}, median delay {h['median_detection_delay_s']:.0f}s, "
             f"obs F1 {h['obs_f1']:.3f}, objective {objective_value(h)[0]:.4f}",
         ]
+        src = self.holdout_by_source
+        if "real_roc_auc" in src:
+            lines.append(f"holdout, real wells only: ROC-AUC {src['real_roc_auc']:.3f}, recall@1%FPR "
+                         f"{src['real_recall_at_1pct_fpr']:.3f}, event detection "
+                         f"{src['real_event_detection_rate']:.3f}, "
+                         f"false alarms/h {src['real_false_alarms_per_hour']:.2f}")
         if len(self.comparison) > 1:
             lines.append("families (best validation objective): " + ", ".join(
                 f"{r.family} {r.objective:.4f}" for r in self.comparison.itertuples()))
@@ -605,8 +619,10 @@ def run_training(opts: TrainOptions) -> TrainResult:
     except BaseException:
         ctx.fail()
         raise
+    from training.tracking import by_source_metrics
+
     return TrainResult(study_name, ctx.parent_run_id, best, holdout, comparison, version, uri,
-                       time.monotonic() - t_start, len(study.trials), plan)
+                       time.monotonic() - t_start, len(study.trials), plan, by_source_metrics(holdout_df))
 
 
 def build_model(best: TrialOutcome, cache: FeatureCache, plan: SplitPlan, opts: TrainOptions, study_name: str,
