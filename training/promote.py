@@ -487,7 +487,16 @@ def do_promote(data_dir: Path | None = None, version: str | None = None, force: 
     client.set_registered_model_alias(name, CHAMPION, str(challenger.version))
     log.info("champion moved", extra={"model": name, "from": record.from_version, "to": record.to_version})
     _export_into(record, str(challenger.version), export)
-    return record_decision(record)
+    return _raise_if_export_failed(record_decision(record))
+
+
+def _raise_if_export_failed(record: PromotionRecord) -> PromotionRecord:
+    if record.export.get("error"):
+        for line in record.summary_lines():
+            print(line, flush=True)
+        raise PromotionError(f"champion is now {record.model} v{record.to_version} (recorded) but the export failed: "
+                             f"{record.export['error']}; retry with: petrostream export")
+    return record
 
 
 def _export_into(record: PromotionRecord, version: str, export: bool) -> None:
@@ -528,7 +537,7 @@ def do_rollback(export: bool = True, reason: str = "") -> PromotionRecord:
     client.set_registered_model_alias(name, CHAMPION, target)
     record = PromotionRecord("rollback", name, now, target, reason=reason)
     _export_into(record, target, export)
-    return record_decision(record)
+    return _raise_if_export_failed(record_decision(record))
 
 
 def export_model(version: str | None = None, alias: str = CHAMPION) -> dict[str, Any]:

@@ -594,7 +594,9 @@ def run_training(opts: TrainOptions) -> TrainResult:
                 kept[trial.number] = out
             return out.objective
 
-        study.optimize(objective, n_trials=opts.trials, timeout=opts.timeout, callbacks=[progress], gc_after_trial=True)
+        # A configuration that cannot be fitted (e.g. a degenerate mixture covariance) fails its trial, not the study.
+        study.optimize(objective, n_trials=opts.trials, timeout=opts.timeout, callbacks=[progress], gc_after_trial=True,
+                       catch=(ValueError, ArithmeticError, np.linalg.LinAlgError))
         completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if not completed:
             raise UserError(f"study {study_name}: no trial completed (raise --timeout or --trials)")
