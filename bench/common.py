@@ -395,6 +395,7 @@ class Context:
             "PETROSTREAM_MODEL_CACHE": str(self.tmp / "model-cache"),
             "PETROSTREAM_LOG_FORMAT": "json",
             "MLFLOW_DISABLE_TELEMETRY": "true",
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
             "GX_ANALYTICS_ENABLED": "false",
         })
         get_settings.cache_clear()
