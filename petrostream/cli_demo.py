@@ -118,7 +118,13 @@ def demo(
     _step(f"training ({profile} profile)")
     _run(_ps("train", "--data", str(data), "--profile", profile), "train")
     _step("promoting challenger -> champion and exporting it to S3")
-    _run(_ps("promote"), "promote")
+    if _run(_ps("promote"), "promote", check=False).returncode != 0:
+        from petrostream.model_store import read_manifest
+
+        if read_manifest() is None:
+            raise typer.Exit(_fail("promotion refused and there is no champion to serve"))
+        typer.secho("promotion refused (gates above): the current champion keeps serving", fg=typer.colors.YELLOW,
+                    err=True)
 
     _step("fresh ingest stream")
     local.ensure_stream(s.stream_name, s.stream_shards, fresh=True)
