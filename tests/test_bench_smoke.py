@@ -10,6 +10,8 @@ import sys
 from numbers import Number
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("producer", "inference", "training", "queries", "model")
 
@@ -26,6 +28,7 @@ def _numbers(obj) -> list[float]:
     return []
 
 
+@pytest.mark.slow  # ~1 min: an emulator, two `petrostream serve` runs, a cold model load (make test runs it)
 def test_smoke_run_writes_every_section_and_the_table(tmp_path):
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}  # the harness starts its own emulator
