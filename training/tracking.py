@@ -92,6 +92,25 @@ def source_reports(df: pd.DataFrame) -> dict[str, Any]:
     return {str(src): evaluate(part) for src, part in df.groupby("source", sort=True)}
 
 
+def detection_after_warmup(df: pd.DataFrame, warmup_s: float) -> float:
+    """Event detection rate counting only alarms at least ``warmup_s`` after the instance's first row.
+
+    Window features are still filling during the first ``max_window`` seconds of an instance; an instance
+    that starts inside its event (classes 3 and 4 here) can be "detected" at second 0 by that warm-up alone.
+    This rate ignores such alarms (a live stream of a well starts once, not at every 3W instance)."""
+    hits = total = 0
+    for _, g in df.groupby("instance_id", sort=False):
+        lab = pd.array(g["label"], dtype="Int64")
+        event = np.asarray((lab != 0).fillna(False), dtype=bool)
+        if not event.any():
+            continue
+        total += 1
+        ts = pd.to_datetime(g["timestamp"]).to_numpy()
+        start = max(ts[np.argmax(event)], ts.min() + np.timedelta64(int(warmup_s), "s"))
+        hits += bool((g["is_anomaly"].to_numpy().astype(bool) & (ts >= start)).any())
+    return hits / total if total else float("nan")
+
+
 def by_source_metrics(df: pd.DataFrame) -> dict[str, float]:
     out = {}
     for src, rep in source_reports(df).items():
@@ -274,6 +293,8 @@ def model_card(*, name: str, version: str | None, best, holdout, latency: float,
         {"metric": "recall at 1% FPR", "validation": v["recall_at_1pct_fpr"], "holdout": h["recall_at_1pct_fpr"]},
         {"metric": "event detection rate", "validation": v["event_detection_rate"],
          "holdout": h["event_detection_rate"]},
+        {"metric": f"event detection, alarms after the {model.feature_config.max_window} s window warm-up",
+         "validation": math.nan, "holdout": detection_after_warmup(holdout_df, model.feature_config.max_window)},
         {"metric": "median detection delay [s]", "validation": v["median_detection_delay_s"],
          "holdout": h["median_detection_delay_s"]},
         {"metric": "false alarms per hour (normal operation)", "validation": v["false_alarms_per_hour"],
@@ -379,7 +400,9 @@ def model_card(*, name: str, version: str | None, best, holdout, latency: float,
         "* The shared sample has 9 real wells and classes 1, 2, 3, 4, 6 only (no class-0 instances; normal rows "
         "exist only before events of classes 1, 2, 6); false-alarm rates rest on a few hours of normal operation, "
         "much of it simulated or hand-drawn.",
-        "* Class-3/4 instances carry no normal rows, so their detection delay counts from the first row.",
+        "* Class-3/4 instances carry no normal rows, so their detection delay counts from the first row, and an "
+        "alarm while the window features warm up (first max-window seconds) already counts as a detection: "
+        "compare with the after-warm-up detection rate.",
         "* Event detection counts any alarm after the onset; long events make it lenient: read it together with "
         "recall at 1 % FPR and false alarms per hour.",
         "* Simulated and drawn instances behave unlike real wells; the split keeps them apart from real wells in "
@@ -497,6 +520,8 @@ class TrackingContext:
             **_finite(h, "holdout_"),
             **_finite(holdout.per_class_dict(), "holdout_"),
             **_finite(by_source_metrics(holdout_df), "holdout_"),
+            "holdout_event_detection_rate_after_warmup": detection_after_warmup(
+                holdout_df, model.feature_config.max_window),
             "holdout_objective": j_hold,
             "latency_ms_per_1k_rows": latency,
             "threshold": best.threshold,

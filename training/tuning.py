@@ -454,6 +454,7 @@ class TrainResult:
     n_trials: int
     plan: SplitPlan
     holdout_by_source: dict[str, float] = field(default_factory=dict)
+    detection_after_warmup: float = math.nan
 
     def summary_lines(self) -> list[str]:
         h = self.holdout.to_dict()
@@ -467,6 +468,7 @@ class TrainResult:
             f"recall@1%FPR {h['recall_at_1pct_fpr']:.3f}, event detection {h['event_detection_rate']:.3f}, "
             f"false alarms/h {h['false_alarms_per_hour']:.2f}, median delay {h['median_detection_delay_s']:.0f}s, "
             f"obs F1 {h['obs_f1']:.3f}, objective {objective_value(h)[0]:.4f}",
+            f"holdout event detection, alarms after the feature warm-up only: {self.detection_after_warmup:.3f}",
         ]
         src = self.holdout_by_source
         if "real_roc_auc" in src:
@@ -621,10 +623,11 @@ def run_training(opts: TrainOptions) -> TrainResult:
     except BaseException:
         ctx.fail()
         raise
-    from training.tracking import by_source_metrics
+    from training.tracking import by_source_metrics, detection_after_warmup
 
     return TrainResult(study_name, ctx.parent_run_id, best, holdout, comparison, version, uri,
-                       time.monotonic() - t_start, len(study.trials), plan, by_source_metrics(holdout_df))
+                       time.monotonic() - t_start, len(study.trials), plan, by_source_metrics(holdout_df),
+                       detection_after_warmup(holdout_df, model.feature_config.max_window))
 
 
 def build_model(best: TrialOutcome, cache: FeatureCache, plan: SplitPlan, opts: TrainOptions, study_name: str,
