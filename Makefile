@@ -55,8 +55,8 @@ PROFILE ?= quick
 train: setup ## Train + tune a detector, tracked in MLflow (PROFILE=quick|full, DATA=dir)
 	$(PS) train --data $(DATA) --profile $(PROFILE)
 
-promote: setup ## Gate and promote challenger -> champion, export it to S3
-	$(PS) promote
+promote: setup ## Gate and promote challenger -> champion, export it to S3 (VERSION=n to pick one)
+	$(PS) promote $(if $(VERSION),--version $(VERSION))
 
 export: setup ## Export the champion model to the models bucket
 	$(PS) export

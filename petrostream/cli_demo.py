@@ -119,12 +119,11 @@ def demo(
     _run(_ps("train", "--data", str(data), "--profile", profile), "train")
     _step("promoting challenger -> champion and exporting it to S3")
     if _run(_ps("promote"), "promote", check=False).returncode != 0:
-        from petrostream.model_store import read_manifest
-
-        if read_manifest() is None:
-            raise typer.Exit(_fail("promotion refused and there is no champion to serve"))
+        # The registry (mlruns/) outlives the emulator's in-memory S3: re-export the champion it names.
         typer.secho("promotion refused (gates above): the current champion keeps serving", fg=typer.colors.YELLOW,
                     err=True)
+        if _run(_ps("export"), "export", check=False).returncode != 0:
+            raise typer.Exit(_fail("promotion refused and there is no champion to serve"))
 
     _step("fresh ingest stream")
     local.ensure_stream(s.stream_name, s.stream_shards, fresh=True)
