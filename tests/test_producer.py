@@ -367,8 +367,10 @@ def test_cli_sigterm_flushes_checkpoints_and_resume_sends_the_rest(fresh_stream,
     args = [*files, "--stream", stream, "--speed", "20", "--max-rows-per-instance", "300", "--json-summary"]
     proc = subprocess.Popen([sys.executable, "-m", "petrostream.cli", "produce", *args], env=cli_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
     try:
         for line in proc.stderr:  # progress lines ("... 123/600 rows ...") once a second
+            seen.append(line)
             if "rows (" in line and int(line.split(": ")[1].split("/")[0].replace(",", "")) >= 40:
                 break
         proc.send_signal(signal.SIGTERM)
@@ -376,7 +378,7 @@ def test_cli_sigterm_flushes_checkpoints_and_resume_sends_the_rest(fresh_stream,
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
+    assert proc.returncode == 0, "".join(seen) + err
     first = json.loads(out)
     assert first["interrupted"] is True and 40 <= first["rows"] < 600
     cp = json.loads(default_path(stream, cli_env["PETROSTREAM_STATE_DIR"]).read_text())
