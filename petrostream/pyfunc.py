@@ -23,6 +23,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel  # by name: ``mlflow.pyfunc`` is a lazy attribute mypy cannot use as a base
 
 from petrostream import __version__, schema
 from petrostream.model import ALARM_COL, SCORE_COL, AnomalyModel
@@ -34,7 +35,7 @@ EXAMPLE_ROWS = 10
 _TYPICAL = {"pressure": 1.0e7, "temperature": 80.0, "flow": 0.0, "opening": 50.0, "valve": 1.0}
 
 
-class AnomalyPyfunc(mlflow.pyfunc.PythonModel):
+class AnomalyPyfunc(PythonModel):
     """Holds nothing when pickled; ``load_context`` loads the ``AnomalyModel`` from the artifacts."""
 
     def __init__(self) -> None:
@@ -45,6 +46,7 @@ class AnomalyPyfunc(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         df = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        assert self.model is not None  # MLflow calls load_context before predict
         return self.model.predict(df)
 
 
@@ -56,12 +58,12 @@ def signature(model: AnomalyModel):
     coerces every variable to float itself; the signature still names the columns it reads.
     """
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, Schema, TensorSpec
     from mlflow.types.schema import AnyType
 
     names = ["instance_id", schema.TIMESTAMP, *model.feature_config.variables]
-    inputs = [ColSpec(AnyType(), n, required=False) for n in names]
-    outputs = [ColSpec("double", SCORE_COL), ColSpec("integer", ALARM_COL)]
+    inputs: list[ColSpec | TensorSpec] = [ColSpec(AnyType(), n, required=False) for n in names]
+    outputs: list[ColSpec | TensorSpec] = [ColSpec("double", SCORE_COL), ColSpec("integer", ALARM_COL)]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 
 

@@ -182,7 +182,8 @@ class _Engine:
                     type=exp["type"],
                     kwargs=kwargs,
                     meta=exp.get("meta") or {},
-                    severity=exp.get("severity") or "critical",
+                    # GX's severity setter accepts str (converts to FailureSeverity); __init__'s annotation is narrower
+                    severity=exp.get("severity") or "critical",  # type: ignore[arg-type]
                 )
             )
         applicable = sorted(c for c in columns if any(e.kwargs.get("column") == c for e in configs))
@@ -297,7 +298,8 @@ def validate_frame(
         engine = _get_engine()
         vd, skipped = engine.definition(doc, frozenset(frame.columns))
         result = engine.run(vd, frame, params, run_name, keep_for_docs)
-    failed, warned = [], []
+    failed: list[str] = []
+    warned: list[str] = []
     for r in result.results:
         if r.success:
             continue
@@ -690,6 +692,7 @@ def profile_dir(root: str | Path, progress: bool | None = None, entries: Iterabl
         if e.problem is not None:
             problems.append((e.name, e.problem))
         else:
+            assert e.info is not None  # raw entries without a problem always parsed (scan_dir)
             try:
                 df = read_instance(e.info)
                 out.append(profile_instance(df, e.info, e.name))

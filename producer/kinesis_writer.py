@@ -201,7 +201,7 @@ class RecordMeta:
     def of(cls, meta: Any) -> RecordMeta:
         if isinstance(meta, RecordMeta):
             return meta
-        get = meta.get if isinstance(meta, dict) else lambda k: getattr(meta, k)
+        get: Callable[[str], Any] = meta.get if isinstance(meta, dict) else lambda k: getattr(meta, k)
         return cls(str(get("instance_id")), str(get("well_id")), str(get("source")), int(get("event_class")))
 
 
@@ -488,6 +488,7 @@ class KinesisWriter:
             if self.budget is not None:
                 demand: dict[str, list[int]] = {}
                 for e in todo:
+                    assert e.shard is not None  # set on enqueue / refresh whenever a budget is in use
                     d = demand.setdefault(e.shard, [0, 0])
                     d[0] += 1
                     d[1] += e.size

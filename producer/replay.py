@@ -206,7 +206,7 @@ def _prescan(info: InstanceInfo, need_start: bool) -> tuple[int, float | None]:
         names = md.schema.names
         if TIMESTAMP in names and md.num_row_groups:
             col = names.index(TIMESTAMP)
-            mins = []
+            mins: list[pd.Timestamp] = []
             for g in range(md.num_row_groups):
                 st = md.row_group(g).column(col).statistics
                 if st is None or not st.has_min_max:
@@ -266,8 +266,8 @@ class Scheduler:
         self.align, self.max_open, self.quantum, self.max_chunk = align, max(1, max_open), quantum_s, max_chunk
         self.open_fn = open_fn
         if align == "original":
-            known = [p for p in pending if p.start_s is not None]
-            self.origin = min((p.start_s for p in known), default=0.0)
+            known = [p.start_s for p in pending if p.start_s is not None]
+            self.origin = min(known, default=0.0)
             pending = sorted(pending, key=lambda p: (p.start_s is None, p.start_s or 0.0))
         else:
             self.origin = 0.0

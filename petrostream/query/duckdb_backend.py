@@ -145,7 +145,7 @@ class DuckDBBackend(Backend):
 
     def _quarantine_table(self, infos: list) -> pa.Table:
         lines: list[str] = []
-        dts: list[str] = []
+        dts: list[str | None] = []  # None when the path has no dt= partition
         for info in infos:
             dt = next((seg[3:] for seg in info.path.split("/") if seg.startswith("dt=")), None)
             with self.fs.open_input_stream(info.path) as f:
