@@ -2,8 +2,8 @@
 
 * ``ScoringProcessor`` (``petrostream serve``): decode -> quarantine rejects -> score (one model call per
   micro-batch) -> buffer; ``flush(name)`` writes the scored rows (``SCORED``, ``dt=/well=``), the episodes
-  changed since the last flush (``EVENTS``, one object per episode named by its id) and the quarantined
-  records (JSON lines with reason, shard and sequence number).
+  changed since the last flush (``EVENTS``, one object per episode named by its id, so a later version
+  overwrites the earlier one) and the quarantined records (JSON lines with reason, shard and sequence number).
 * ``ArchiveProcessor`` (``petrostream archive``): decode -> buffer raw rows -> ``RAW``.
 
 Object names come from the consumer (``<shard>-<first seq>-<last seq>``), so re-writing a batch
@@ -80,9 +80,24 @@ class LakeSink:
         return lake.write_partitioned(lake.RAW, to_lake_frame(rows), name, self.store)
 
     def events(self, episodes: pd.DataFrame) -> list[str]:
+        """One object per episode, named by its id (``events/dt=<start day>/well=<well>/<episode_id>.parquet``):
+        a later version (partial, then closed) overwrites the earlier one, so the lake holds each episode
+        once, as readers of the raw table (``anomaly_events``, tests) expect. Same objects as
+        ``lake.write_partitioned`` per episode, but the frame is converted to Arrow once and sliced (the
+        per-object pandas work was most of the cost)."""
+        if episodes.empty:
+            return []
+        episodes = episodes.drop_duplicates("episode_id", keep="last").sort_values("episode_id", kind="stable")
+        table = lake.to_arrow(episodes, lake.EVENTS.schema)
+        dts = pd.to_datetime(episodes[lake.EVENTS.time_column]).dt.strftime("%Y-%m-%d").tolist()
+        wells = episodes["well_id"].astype(str).tolist()
+        ids = episodes["episode_id"].astype(str).tolist()
+        bucket = lake.EVENTS.bucket(self.store.settings)
         keys: list[str] = []
-        for _, one in episodes.groupby("episode_id", sort=True):  # one object per episode: re-writes overwrite
-            keys += lake.write_partitioned(lake.EVENTS, one, str(one["episode_id"].iloc[0]), self.store)
+        for i, (dt, well, eid) in enumerate(zip(dts, wells, ids, strict=True)):
+            key = lake.partition_key(lake.EVENTS, dt, well, eid)
+            self.store.put(bucket, key, lake.parquet_bytes(table.slice(i, 1)))
+            keys.append(key)
         return keys
 
     def quarantine(self, entries: list[dict], name: str, dt: str) -> str | None:

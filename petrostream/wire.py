@@ -27,6 +27,10 @@ from petrostream.schema import SOURCES, VALID_LABELS, VARIABLE_NAMES
 SCHEMA_VERSION = 1
 META_COLUMNS = ("instance_id", "well_id", "source", "event_class")
 _VARS = frozenset(VARIABLE_NAMES)
+# Exact types accepted without looking at each value (bool is a subclass of int, so it is NOT in these sets:
+# a column holding a bool falls back to the value-by-value rule and is rejected with the usual reason).
+_NUMBER_TYPES = frozenset({int, float, type(None)})
+_INT_TYPE = frozenset({int})
 
 
 class WireError(UserError, ValueError):
@@ -95,15 +99,18 @@ def _check(doc: object) -> dict:
     n = len(doc["ts"]) if isinstance(doc["ts"], list) else -1
     if n <= 0:
         raise WireError("ts must be a non-empty list")
-    if not all(isinstance(t, int) and not isinstance(t, bool) for t in doc["ts"]):
+    if not set(map(type, doc["ts"])) <= _INT_TYPE and not all(
+        isinstance(t, int) and not isinstance(t, bool) for t in doc["ts"]
+    ):  # fast path: one type check per distinct type (json.loads gives exact types); else the exact rule
         raise WireError("ts must hold integer epoch milliseconds")
     _check_values(doc["values"], n)
     labels = doc.get("label") or [None] * n
     if len(labels) != n:
         raise WireError(f"label must be a list of {n} values")
-    for x in labels:
-        if x is not None and x not in VALID_LABELS:
-            raise WireError(f"label {x!r} is not a 3W label")
+    if not _labels_ok(labels):
+        for x in labels:  # the slow path only finds the first offender (same reason as ever)
+            if x is not None and x not in VALID_LABELS:
+                raise WireError(f"label {x!r} is not a 3W label")
     doc["label"] = labels
     return doc
 
@@ -116,9 +123,21 @@ def _check_values(values: object, n: int) -> None:
             raise WireError(f"unknown variable {name!r}")
         if not isinstance(col, list) or len(col) != n:
             raise WireError(f"values[{name!r}] must be a list of {n} numbers")
-        for x in col:
+        if set(map(type, col)) <= _NUMBER_TYPES:  # per column, not per value (json.loads gives exact types)
+            continue
+        for x in col:  # the exact rule, value by value, only to name the first offender (or accept subclasses)
             if x is not None and (isinstance(x, bool) or not isinstance(x, int | float)):
                 raise WireError(f"values[{name!r}] holds a non-numeric value {x!r}")
+
+
+def _labels_ok(labels: list) -> bool:
+    """True when every label is None or a 3W label (set arithmetic over distinct values, not per value)."""
+    try:
+        distinct = set(labels)
+    except TypeError:  # an unhashable value: let the value-by-value rule decide
+        return False
+    distinct.discard(None)
+    return distinct <= VALID_LABELS
 
 
 def decode_one(data: bytes) -> dict:
