@@ -155,7 +155,8 @@ def decode_batch(records: Sequence[bytes]) -> DecodedBatch:
     """Decode many records into one column-oriented frame (per batch, not per row)."""
     rejected: list[tuple[int, str]] = []
     parts: dict[str, list] = {k: [] for k in ("record", *META_COLUMNS, "ts", "label", "sent_at")}
-    var_parts: dict[str, list] = {}
+    names: dict[str, None] = {}  # variables in order of first appearance (the frame's column order)
+    values: list[tuple[dict, int]] = []  # (values, rows) per accepted record
     total = 0
     for i, data in enumerate(records):
         try:
@@ -170,8 +171,8 @@ def decode_batch(records: Sequence[bytes]) -> DecodedBatch:
         parts["ts"].append(np.asarray(doc["ts"], dtype="int64"))
         parts["label"].append(doc["label"])
         parts["sent_at"].append(np.full(n, float(doc.get("sent_at") or 0.0)))
-        for name, col in doc["values"].items():
-            var_parts.setdefault(name, []).append((total, col))
+        names.update(dict.fromkeys(doc["values"]))
+        values.append((doc["values"], n))
         total += n
     if total == 0:
         return DecodedBatch(_empty_rows(), rejected)
@@ -182,11 +183,12 @@ def decode_batch(records: Sequence[bytes]) -> DecodedBatch:
         "label": pd.array([x for chunk in parts["label"] for x in chunk], dtype="Int64"),
         "sent_at": np.concatenate(parts["sent_at"]),
     }
-    for name, chunks in var_parts.items():
-        arr = np.full(total, np.nan)
-        for offset, col in chunks:
-            arr[offset : offset + len(col)] = np.array(col, dtype="float64")  # None -> nan
-        out[name] = arr
+    for name in names:  # one conversion per column of the batch, not per (record, column)
+        flat: list = []
+        for vals, n in values:
+            col = vals.get(name)
+            flat += col if col is not None else [None] * n  # a variable a record does not carry: nan
+        out[name] = np.array(flat, dtype="float64")  # None -> nan
     rows = pd.DataFrame(out)
     rows["event_class"] = rows["event_class"].astype("int64")
     return DecodedBatch(rows, rejected)
