@@ -47,12 +47,12 @@ ALL_WINDOWS: tuple[tuple[int, ...], ...] = ((30, 300), (60, 600), (10, 60, 600),
 # well it is, not what happens in it, so a detector fitted with the masks leans on well identity and fails on
 # unseen wells (measured: quick-profile best with masks -> holdout ROC-AUC 0.66, real wells 0.41).
 SEARCH_GROUPS: tuple[str, ...] = ("level", "spread", "trend")
-# The selection criterion is robust across wells: J per development fold (out-of-fold scores, pooled threshold),
-# then mean - ROBUST_STD_WEIGHT * std over the folds. A configuration that is good on one well group and
-# poor on another (i.e. that does not transfer to unseen wells) loses to a steadily good one.
-ROBUST_STD_WEIGHT = 1.0
-SELECTION_TEXT = "selection = mean_k(J_k) - std_k(J_k) over the grouped development folds k (out-of-fold scores)"
-OBJECTIVE_VERSION = 2  # part of the default study name: trials of another criterion are not mixed in
+# Selection stays J on all out-of-fold rows together. J per fold is logged (objective_fold_k) but not used:
+# selecting by mean - std over the 3 folds was tried and was unstable (folds differ by their well mix far
+# more than configurations do: fold J of one configuration ranged 0.2-0.8, so the std term ranked folds,
+# not configurations, and flipped the choice between seeds).
+SELECTION_TEXT = "J of all out-of-fold development rows (each well scored by a model that never saw it)"
+SEARCH_VERSION = 2  # part of the default study name: trials of an older search space are not mixed in
 # Hand-picked first iforest configuration (transfers to unseen real wells even when fitted on synthetic data).
 IFOREST_FIRST = {"windows": (60, 600), "groups": ("level", "trend"),
                  "params": {"n_estimators": 100, "max_samples": 256, "max_features": 0.33}}
@@ -68,14 +68,6 @@ def objective_value(metrics: dict[str, float]) -> tuple[float, dict[str, float]]
     fa = 0.0 if fa is None or not math.isfinite(fa) else float(fa)
     parts["false_alarm_penalty"] = -FALSE_ALARM_COST * min(fa, FALSE_ALARM_CAP)
     return float(sum(parts.values())), parts
-
-
-def robust_objective(fold_values: list[float]) -> float:
-    """mean - ROBUST_STD_WEIGHT * std (population) of per-fold objectives; NaN folds are ignored."""
-    v = np.array([x for x in fold_values if x is not None and math.isfinite(x)], dtype=float)
-    if not len(v):
-        return math.nan
-    return float(v.mean() - ROBUST_STD_WEIGHT * v.std())
 
 
 # ------------------------------------------------------------------------------------------------ options
@@ -398,7 +390,6 @@ class TrialOutcome:
     fit_seconds: float
     score_ms_per_1k: float
     fold_objectives: list[float] = field(default_factory=list)  # J of each fold's out-of-fold rows
-    pooled_objective: float = math.nan  # J of all out-of-fold rows together (``objective`` is the robust one)
     final: detectors.Fitted | None = None  # the configuration refitted on all development folds
     final_fit_on: str = ""
 
@@ -408,10 +399,9 @@ def run_trial(config: TrialConfig, cache: FeatureCache, opts: TrainOptions, tria
 
     For each fold k: fit on the fitting subsample of the other folds, score the evaluation rows of fold k.
     The threshold is the (1 - fpr_target) quantile of the out-of-fold scores of the normal rows, and the
-    report covers all out-of-fold rows. The value that selects (``objective``) is ``robust_objective`` of the
-    per-fold J (each fold's rows at the pooled threshold): mean - std over the well groups. With an Optuna
-    ``trial``, the running robust value is reported after each fold (fold 0 = the validation split first),
-    so the median pruner can stop a hopeless trial early.
+    report covers all out-of-fold rows; ``fold_objectives`` are J of each fold's rows at that threshold
+    (logged, not used to select). With an Optuna ``trial``, the running objective is reported after each fold
+    (fold 0 = the validation split first), so the median pruner can stop a hopeless trial early.
     """
     from petrostream.features import feature_names
 
@@ -441,8 +431,9 @@ def run_trial(config: TrialConfig, cache: FeatureCache, opts: TrainOptions, tria
         fallback.append(-fitted.score(Xf_all[rows[: min(len(rows), 2000)]]))
         done[idx] = True
         if trial is not None and step < len(folds) - 1:
+            part = ev_t.select(rows=np.flatnonzero(done))
             thr, _ = calibrate_threshold(scores[done], normal[done], config.fpr_target, np.concatenate(fallback))
-            value = robust_objective(_fold_objectives(ev_t, scores, thr, ev_fold, folds[: step + 1]))
+            value, _ = objective_value(evaluate_scores(part, scores[done], thr).to_dict())
             trial.report(value, step)
             if trial.should_prune():
                 import optuna
@@ -450,14 +441,11 @@ def run_trial(config: TrialConfig, cache: FeatureCache, opts: TrainOptions, tria
                 raise optuna.TrialPruned(f"after fold {k}: running objective {value:.4f}")
     thr, source = calibrate_threshold(scores, normal, config.fpr_target, np.concatenate(fallback))
     report = evaluate_scores(ev_t, scores, thr)
-    pooled, parts = objective_value(report.to_dict())
+    value, parts = objective_value(report.to_dict())
     fold_values = _fold_objectives(ev_t, scores, thr, ev_fold, folds)
-    value = robust_objective(fold_values)
-    if not math.isfinite(value):
-        value = pooled
     kind = kinds.pop() if len(kinds) == 1 else "mixed"
     return TrialOutcome(config, thr, f"out-of-fold {source}", report, value, parts, scores, kind, n_fit,
-                        fit_seconds, 1e6 * score_seconds / max(1, len(ev_t)), fold_values, pooled)
+                        fit_seconds, 1e6 * score_seconds / max(1, len(ev_t)), fold_values)
 
 
 def _fold_objectives(ev_t: FeatureTable, scores: np.ndarray, thr: float, ev_fold: np.ndarray, folds) -> list[float]:
@@ -530,7 +518,7 @@ class TrainResult:
 def default_study_name(plan: SplitPlan, opts: TrainOptions) -> str:
     fams = "+".join(sorted(opts.families))
     return (f"petrostream-{plan.fingerprints.get('all', 'nofp')[:12]}-{opts.profile}-{fams}-s{opts.seed}"
-            f"-o{OBJECTIVE_VERSION}")
+            f"-o{SEARCH_VERSION}")
 
 
 def optuna_storage() -> str:
