@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from petrostream.errors import UserError
-from petrostream.schema import SOURCES, VALID_LABELS, VARIABLE_NAMES
+from petrostream.schema import EVENTS, SOURCES, VALID_LABELS, VARIABLE_NAMES
 
 SCHEMA_VERSION = 1
 META_COLUMNS = ("instance_id", "well_id", "source", "event_class")
@@ -31,6 +31,7 @@ _VARS = frozenset(VARIABLE_NAMES)
 # a column holding a bool falls back to the value-by-value rule and is rejected with the usual reason).
 _NUMBER_TYPES = frozenset({int, float, type(None)})
 _INT_TYPE = frozenset({int})
+_TS_LIMIT_MS = 9_000_000_000_000  # pandas datetime64[ns] spans +-9.2e12 ms around 1970
 
 
 class WireError(UserError, ValueError):
@@ -94,8 +95,7 @@ def _check(doc: object) -> dict:
         raise WireError("instance_id must be a non-empty string")
     if not isinstance(doc["well_id"], str) or not doc["well_id"] or "/" in doc["well_id"]:
         raise WireError("well_id must be a non-empty string without '/'")
-    if doc["source"] not in SOURCES:
-        raise WireError(f"unknown source {doc['source']!r}")
+    _check_meta(doc)
     n = len(doc["ts"]) if isinstance(doc["ts"], list) else -1
     if n <= 0:
         raise WireError("ts must be a non-empty list")
@@ -103,16 +103,41 @@ def _check(doc: object) -> dict:
         isinstance(t, int) and not isinstance(t, bool) for t in doc["ts"]
     ):  # fast path: one type check per distinct type (json.loads gives exact types); else the exact rule
         raise WireError("ts must hold integer epoch milliseconds")
+    if min(doc["ts"]) < -_TS_LIMIT_MS or max(doc["ts"]) > _TS_LIMIT_MS:
+        raise WireError("ts out of range (epoch milliseconds between 1677 and 2262)")
     _check_values(doc["values"], n)
-    labels = doc.get("label") or [None] * n
-    if len(labels) != n:
+    labels = doc.get("label")
+    if labels is None:
+        labels = [None] * n
+    if not isinstance(labels, list) or len(labels) != n:
         raise WireError(f"label must be a list of {n} values")
     if not _labels_ok(labels):
         for x in labels:  # the slow path only finds the first offender (same reason as ever)
-            if x is not None and x not in VALID_LABELS:
+            if x is not None and (isinstance(x, bool) or not isinstance(x, int) or x not in VALID_LABELS):
                 raise WireError(f"label {x!r} is not a 3W label")
     doc["label"] = labels
     return doc
+
+
+def _check_meta(doc: dict) -> None:
+    if doc["source"] not in SOURCES:
+        raise WireError(f"unknown source {doc['source']!r}")
+    ec = doc["event_class"]
+    if isinstance(ec, bool) or not isinstance(ec, int) or ec not in EVENTS:
+        raise WireError(f"event_class {ec!r} is not a 3W event class (0-9)")
+    sent_at = doc.get("sent_at")
+    if sent_at is not None and (isinstance(sent_at, bool) or not isinstance(sent_at, int | float)):
+        raise WireError(f"sent_at {sent_at!r} is not epoch seconds")
+
+
+def _check_finite(name: str, col: list) -> None:
+    """JSON has no NaN/Infinity tokens, but ``1e999`` parses to inf and huge integers overflow float64."""
+    try:
+        arr = np.array(col, dtype="float64")  # None -> nan (missing), which is allowed
+    except OverflowError:
+        raise WireError(f"values[{name!r}] holds a number too large for float64") from None
+    if np.isinf(arr).any():
+        raise WireError(f"values[{name!r}] holds a non-finite number")
 
 
 def _check_values(values: object, n: int) -> None:
@@ -124,6 +149,7 @@ def _check_values(values: object, n: int) -> None:
         if not isinstance(col, list) or len(col) != n:
             raise WireError(f"values[{name!r}] must be a list of {n} numbers")
         if set(map(type, col)) <= _NUMBER_TYPES:  # per column, not per value (json.loads gives exact types)
+            _check_finite(name, col)
             continue
         for x in col:  # the exact rule, value by value, only to name the first offender (or accept subclasses)
             if x is not None and (isinstance(x, bool) or not isinstance(x, int | float)):
@@ -137,7 +163,7 @@ def _labels_ok(labels: list) -> bool:
     except TypeError:  # an unhashable value: let the value-by-value rule decide
         return False
     distinct.discard(None)
-    return distinct <= VALID_LABELS
+    return distinct <= VALID_LABELS and not any(isinstance(x, bool) for x in distinct)
 
 
 def decode_one(data: bytes) -> dict:

@@ -162,3 +162,32 @@ def test_bootstrap_refuses_remote_endpoint():
     with pytest.raises(EmulatorError, match="--i-know-this-is-aws"):
         check_target("https://kinesis.us-east-1.amazonaws.com", False)
     check_target("http://127.0.0.1:4566", False)
+
+
+@pytest.mark.parametrize(
+    "field, value, reason",
+    [
+        ("label", [[1], 0, 0, 0, 0], "label [1] is not a 3W label"),
+        ("label", 5, "label must be a list"),
+        ("label", [True, 0, 0, 0, 0], "label True is not a 3W label"),
+        ("event_class", "abc", "event_class 'abc'"),
+        ("event_class", 42, "event_class 42"),
+        ("sent_at", "abc", "sent_at 'abc'"),
+        ("ts", [10**15, 10**15 + 1, 10**15 + 2, 10**15 + 3, 10**15 + 4], "ts out of range"),
+        ("values", {"P-PDG": [1e999, 1.0, 1.0, 1.0, 1.0]}, "non-finite"),
+        ("values", {"P-PDG": [10**400, 1.0, 1.0, 1.0, 1.0]}, "too large"),
+    ],
+)
+def test_wire_poison_fields_are_rejected_not_raised(field, value, reason):
+    """A valid-JSON record with a bad field is quarantined with a reason; it never breaks the batch."""
+    import json
+
+    idx = pd.date_range("2020-01-01", periods=5, freq="s", name="timestamp")
+    frame = pd.DataFrame({"P-PDG": [1.0, 2.0, 3.0, 4.0, 5.0]}, idx)
+    good = encode(instance_id="4_x", well_id="W", source="REAL", event_class=4, frame=frame)
+    doc = json.loads(good)
+    doc[field] = value
+    batch = decode_batch([good, json.dumps(doc).encode(), good])
+    assert len(batch.rows) == 10
+    assert [i for i, _ in batch.rejected] == [1]
+    assert reason in batch.rejected[0][1]
