@@ -279,13 +279,14 @@ def _window_features(X: np.ndarray, lengths: np.ndarray, pos0: np.ndarray, sel: 
     cols = _columns(config)
     out = np.empty((len(cols), len(sel)), dtype=np.float32)
     missing = np.isnan(xs)
-    for i, (_, j, kind, w) in enumerate(cols):
+    for i, (_, j, kind, cw) in enumerate(cols):
         if kind == "value":
             out[i] = np.where(missing[:, j], MISSING_VALVE, xs[:, j])
         elif kind == "missing":
             out[i] = missing[:, j]
         else:
-            out[i] = per_w[w][kind][:, j]
+            assert cw is not None  # every kind but value/missing is computed per window (see _columns)
+            out[i] = per_w[cw][kind][:, j]
     return out
 
 
@@ -349,7 +350,9 @@ def _batch_features(X: np.ndarray, lengths: np.ndarray, config: FeatureConfig) -
         seg_start += L
     i = 0
     while i < len(pieces):
-        group, rows = [], 0  # small pieces share a pass; a large one goes alone (contiguous fast path)
+        # small pieces share a pass; a large one goes alone (contiguous fast path)
+        group: list[tuple[int, int, int, int]] = []
+        rows = 0
         while i < len(pieces) and (not group or (rows + pieces[i][2] - pieces[i][0] <= CHUNK_ROWS // 4
                                                  and pieces[i][2] - pieces[i][0] <= CHUNK_ROWS // 16)):
             group.append(pieces[i])

@@ -299,9 +299,13 @@ def build_features(
     """Read and featurise instances one at a time; keep a subsample (``max_rows``/``max_normal`` per instance)
     or every ``stride``-th row. Memory is bounded by what is kept, never by the raw data."""
     if max_rows is not None:
-        return build_fit_and_eval(infos, featurize, max_rows=max_rows, max_normal=max_normal, stride=None,
-                                  seed=seed, label=label, progress=progress)[0]
-    return build_fit_and_eval(infos, featurize, max_rows=None, stride=stride, label=label, progress=progress)[1]
+        fit = build_fit_and_eval(infos, featurize, max_rows=max_rows, max_normal=max_normal, stride=None,
+                                 seed=seed, label=label, progress=progress)[0]
+        assert fit is not None  # max_rows given: the fitting subsample is built
+        return fit
+    ev = build_fit_and_eval(infos, featurize, max_rows=None, stride=stride, label=label, progress=progress)[1]
+    assert ev is not None  # stride given: the evaluation rows are built
+    return ev
 
 
 def build_fit_and_eval(
@@ -321,7 +325,8 @@ def build_fit_and_eval(
     row, the stride raised per instance so that at most ``max_eval_rows`` rows are kept; None: skipped).
     Evaluation rows carry their instance's stride in ``meta['stride']`` (see ``tuning.evaluate_scores``)."""
     prog = Progress(label, total=total_rows(infos), unit="rows", enabled=progress, interval=2.0)
-    fit_parts, eval_parts = [], []
+    fit_parts: list[FeatureTable] = []
+    eval_parts: list[FeatureTable] = []
     for info in infos:
         frame = read_instance(info)
         labels = frame["class"] if "class" in frame.columns else pd.Series(pd.NA, index=frame.index, dtype="Int64")

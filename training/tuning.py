@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -53,9 +53,17 @@ SEARCH_GROUPS: tuple[str, ...] = ("level", "spread", "trend")
 # not configurations, and flipped the choice between seeds).
 SELECTION_TEXT = "J of all out-of-fold development rows (each well scored by a model that never saw it)"
 SEARCH_VERSION = 2  # part of the default study name: trials of an older search space are not mixed in
+
+
+class FirstConfig(TypedDict):
+    windows: tuple[int, ...]
+    groups: tuple[str, ...]
+    params: dict[str, Any]
+
+
 # Hand-picked first iforest configuration (transfers to unseen real wells even when fitted on synthetic data).
-IFOREST_FIRST = {"windows": (60, 600), "groups": ("level", "trend"),
-                 "params": {"n_estimators": 100, "max_samples": 256, "max_features": 0.33}}
+IFOREST_FIRST: FirstConfig = {"windows": (60, 600), "groups": ("level", "trend"),
+                              "params": {"n_estimators": 100, "max_samples": 256, "max_features": 0.33}}
 
 
 def objective_value(metrics: dict[str, float]) -> tuple[float, dict[str, float]]:
@@ -195,6 +203,7 @@ class FeatureCache:
             seed=o.seed,
             label=f"features {'/'.join(map(str, windows))} s", progress=o.progress,
         )
+        assert fit is not None and ev is not None  # max_rows and stride are ints: both tables are built
         for t in (fit, ev):
             t.meta["fold"] = self.folds(t)
         self.seconds += time.monotonic() - t0
@@ -669,13 +678,15 @@ def build_model(best: TrialOutcome, cache: FeatureCache, plan: SplitPlan, opts: 
     from petrostream.model import AnomalyModel
 
     c = best.config
+    final = best.final
+    assert final is not None  # set by fit_final before the model is built
     metadata = {
         "family": c.family,
         "params": c.params,
         "fpr_target": c.fpr_target,
         "threshold_source": best.threshold_source,
         "fit_on": best.final_fit_on,
-        "fit_rows": best.final.n_fit,
+        "fit_rows": final.n_fit,
         "validation": f"grouped {plan.n_folds}-fold cross-validation over the development wells (out-of-fold)",
         "study": study_name,
         "trial": trial_number,
@@ -686,8 +697,7 @@ def build_model(best: TrialOutcome, cache: FeatureCache, plan: SplitPlan, opts: 
         "split_version": plan.version,
         "seed": opts.seed,
     }
-    return AnomalyModel(cache.config(c.windows, c.groups), best.final.detector, best.threshold, best.final.scaler,
-                        metadata)
+    return AnomalyModel(cache.config(c.windows, c.groups), final.detector, best.threshold, final.scaler, metadata)
 
 
 class TrialProgress:
