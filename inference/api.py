@@ -9,7 +9,7 @@ OpenAPI at ``/openapi.json``, docs at ``/docs``.
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,7 +102,7 @@ class PredictResponse(BaseModel):
     rows: list[PredictRow]
 
 
-def _first_errors(errors: list[dict], k: int = 3) -> str:
+def _first_errors(errors: Sequence[Any], k: int = 3) -> str:
     parts = []
     for e in errors[:k]:
         loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
@@ -174,7 +174,7 @@ def create_app(
         if loaded is None:
             metrics.predict_requests.inc(status="503")
             return JSONResponse(status_code=503, content={"error": "no model loaded yet"})
-        rows = [r.model_dump(by_alias=True) for r in body.rows]
+        rows = [r.model_dump(by_alias=True) for r in body.rows]  # type: ignore[attr-defined]  # Body is built by create_model
         df = pd.DataFrame(rows)
         ts = pd.to_datetime(df["timestamp"], utc=True).dt.tz_localize(None)
         df["timestamp"] = ts

@@ -469,11 +469,12 @@ class ShardWorker(threading.Thread):
             self.millis_behind = float(resp.get("MillisBehindLatest", 0) or 0)
             self.metrics.millis_behind.set(self.millis_behind, consumer=self.cfg.consumer, shard=lease.shard)
             self._handle(records)
-            iterator = resp.get("NextShardIterator")
+            next_iterator: str | None = resp.get("NextShardIterator")
             closed_and_drained = not records and self.millis_behind == 0 and self.c.shard_closed(lease.shard)
-            if iterator is None or closed_and_drained:
+            if next_iterator is None or closed_and_drained:
                 self._finish_shard()
                 return
+            iterator = next_iterator
             now = time.monotonic()
             if self._replay_until is None and self._due(now):
                 self._flush()

@@ -23,6 +23,7 @@ no owner).
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import threading
@@ -151,7 +152,7 @@ class LeaseTable:
 
     # ------------------------------------------------------------------ writes
 
-    def create(self, shard: str, parents: list[str]) -> bool:
+    def create(self, shard: str, parents: builtins.list[str]) -> bool:  # `list` is a method of this class
         """Create the lease of a shard if it does not exist yet (first reader starts at TRIM_HORIZON)."""
         item = {
             "shard_id": {"S": self.key(shard)},

@@ -30,12 +30,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from petrostream.schema import VARIABLE_NAMES
+
+if TYPE_CHECKING:
+    from petrostream.model import StreamScorer
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,13 @@ class ModelRef:
     """What the scorer needs from a loaded model (see ``inference.model_loader.LoadedModel``)."""
 
     model: Any  # petrostream.model.AnomalyModel
+    version: str
+
+
+class ModelSource(Protocol):
+    """Anything with ``model`` and ``version``: ``ModelRef`` or ``inference.model_loader.LoadedModel``."""
+
+    model: Any
     version: str
 
 
@@ -206,7 +216,7 @@ class ScoreResult:
 class ShardScorer:
     """The scoring state of one shard (instances hash to one shard, so this is per-instance state)."""
 
-    def __init__(self, models: Callable[[], ModelRef | None], gap_s: float = 60.0, idle_close_s: float = 120.0,
+    def __init__(self, models: Callable[[], ModelSource | None], gap_s: float = 60.0, idle_close_s: float = 120.0,
                  tail_rows: int | None = None, clock: Callable[[], float] = time.time):
         self.models = models
         self.clock = clock
@@ -215,8 +225,8 @@ class ShardScorer:
         self.seen_wall: dict[str, float] = {}
         self.tails: pd.DataFrame | None = None
         self._tail_rows_fixed = tail_rows
-        self.ref: ModelRef | None = None
-        self.scorer = None
+        self.ref: ModelSource | None = None
+        self.scorer: StreamScorer | None = None
         self.swaps = 0
 
     # ------------------------------------------------------------------ model
@@ -229,7 +239,7 @@ class ShardScorer:
             return max(0, int(self.ref.model.feature_config.max_window) - 1)
         return 0
 
-    def ensure_model(self) -> ModelRef:
+    def ensure_model(self) -> ModelSource:
         """Swap to the current champion if it changed (called between micro-batches only)."""
         ref = self.models()
         if ref is None:
@@ -251,6 +261,7 @@ class ShardScorer:
         tails = self.tails.groupby("instance_id", sort=False).tail(self.tail_rows) if self.tail_rows else None
         if tails is None or tails.empty:
             return 0
+        assert self.scorer is not None  # set together with self.ref in ensure_model
         self.scorer.score(tails)  # outputs discarded: only the feature windows matter
         return len(tails)
 
@@ -263,6 +274,7 @@ class ShardScorer:
         self.ensure_model()
         rows = rows.sort_values(["instance_id", "timestamp"], kind="stable")
         rows = rows[~rows.duplicated(["instance_id", "timestamp"])]
+        assert self.scorer is not None  # ensure_model set it
         self.scorer.score(rows)
         self._keep_tails(rows)
 
@@ -280,6 +292,7 @@ class ShardScorer:
         if not keep.all():
             rows = rows[keep]
             t = t[keep]
+        assert self.scorer is not None  # ensure_model set it
         out = self.scorer.score(rows) if len(rows) else None
         if out is None:
             scored = rows.assign(anomaly_score=pd.Series(dtype="float64"), is_anomaly=pd.Series(dtype="int32"))

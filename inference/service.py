@@ -12,12 +12,16 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from inference.consumer import Consumer, ConsumerConfig, default_worker_id
 from inference.metrics import Metrics, default_metrics
 from inference.model_loader import ModelHolder
 from petrostream.errors import UserError
 from petrostream.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +59,7 @@ class Service:
         self.stop_event = threading.Event()
         self.holder: ModelHolder | None = None
         self.consumer: Consumer | None = None
-        self.server = None
+        self.server: uvicorn.Server | None = None
         self._server_thread: threading.Thread | None = None
         self.exit_reason = ""
 
@@ -150,13 +154,13 @@ class Service:
         host = self.opts.host or self.settings.api_host
         port = self.opts.port if self.opts.port is not None else self.settings.api_port
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
-        self.server = uvicorn.Server(config)
-        self._server_thread = threading.Thread(target=self.server.run, name="api", daemon=True)
+        server = self.server = uvicorn.Server(config)
+        self._server_thread = threading.Thread(target=server.run, name="api", daemon=True)
         self._server_thread.start()
         deadline = time.monotonic() + 15
-        while not self.server.started and self._server_thread.is_alive() and time.monotonic() < deadline:
+        while not server.started and self._server_thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.05)
-        if not self.server.started:
+        if not server.started:
             raise UserError(f"HTTP API could not listen on {host}:{port} (port in use? use --port)")
         log.info("API listening", extra={"url": f"http://{host}:{port}"})
 
@@ -208,6 +212,7 @@ class Service:
             model_ok = self.holder is None or self.holder.current() is not None
             if not model_ok and time.monotonic() - started >= max(idle, 30.0):
                 self.exit_reason = "no model"
+                assert self.holder is not None  # model_ok is False only with a holder
                 log.error("no champion model could be loaded", extra={"error": self.holder.last_error})
                 return 1
             if model_ok and c.idle_for() >= idle and c.suspects == 0 and not c.busy():

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,7 +47,7 @@ def to_lake_frame(rows: pd.DataFrame) -> pd.DataFrame:
 
 def quarantine_entry(record: dict, reason: str, shard: str, consumer: str) -> dict:
     data = record.get("Data", b"") or b""
-    arrived = record.get("ApproximateArrivalTimestamp")
+    arrived: Any = record.get("ApproximateArrivalTimestamp")  # datetime from boto3, anything from tests
     return {
         "reason": reason,
         "consumer": consumer,

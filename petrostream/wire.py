@@ -54,7 +54,7 @@ def encode(
         if col in _VARS:
             arr = frame[col].to_numpy(dtype="float64", na_value=np.nan)
             values[col] = [None if math.isnan(x) else x for x in arr.tolist()]
-    labels = [None] * len(frame)
+    labels: list[int | None] = [None] * len(frame)
     if "class" in frame.columns:
         labels = [None if pd.isna(x) else int(x) for x in frame["class"].tolist()]
     doc = {
