@@ -5,9 +5,10 @@ import streamlit as st
 
 from dashboard import figures, queries, sources, ui
 
-# offline metrics compared across versions (0..1 scale), as training logs them on the registered run
-KEY_METRICS = ("obs_precision", "obs_recall", "obs_f1", "roc_auc", "pr_auc", "recall_at_1pct_fpr",
-               "event_detection_rate")
+# offline metrics compared across versions (0..1 scale), as training logs them on the registered run.
+# Led by the ones that do not flatter an alarm-happy model (~95 % of labelled 3W rows are events).
+KEY_METRICS = ("recall_at_1pct_fpr", "roc_auc", "event_detection_rate", "pr_auc", "obs_precision", "obs_recall",
+               "obs_f1")
 RECALL_COLUMNS = ("obs_recall", "detection_rate", "recall")
 
 st.title("Model performance")
