@@ -1,4 +1,4 @@
--- v_events: every closed anomaly episode of every well (fleet-wide face of anomaly_events).
+-- v_events: every anomaly episode of every well, open ones included (closed_at IS NULL while the alarm lasts).
 CREATE OR REPLACE VIEW v_events AS
 SELECT
   episode_id,
