@@ -106,6 +106,8 @@ class ModelHolder:
             self.last_error = None
             try:
                 loaded = self._resolve()
+                if loaded is not None:
+                    loaded.model.self_check()  # a model that cannot score never serves (and the kernel compiles now)
             except Exception as exc:
                 msg = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
                 if msg != self._logged_error:

@@ -21,12 +21,19 @@ Features (per variable ``v`` and window ``w``; see docs/model.md):
   ``v__frozen_w`` (no change over the window), ``v__missing``;
 * valve states (categorical): ``v__value`` (raw 0/0.5/1, -1 when missing), ``v__changed_w``, ``v__missing``.
 
+Two engines compute the same features: a compiled kernel (``petrostream.feature_kernel``, numba; the
+default) and the numpy reference below (``PETROSTREAM_FEATURES_ENGINE=numpy``). Tests hold them equal bit
+for bit on the real sample; the kernel is ~3x faster in batch and keeps serving cheap.
+
 Rows are assumed to be 1 Hz (a window of ``w`` rows = ``w`` seconds); ``P-PDG`` reading exactly 0 Pa is a
 dead gauge and treated as missing. Output is float32 with no NaN.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import os
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,6 +136,73 @@ def _columns(config: FeatureConfig) -> list[tuple[str, int, str, int | None]]:
 def feature_names(config: FeatureConfig) -> list[str]:
     """Feature column names, in output order (per variable, per group, per window)."""
     return [c[0] for c in _columns(config)]
+
+
+def _engine() -> str:
+    """``numba`` (the compiled kernel, default when numba imports) or ``numpy`` (the reference implementation).
+
+    ``PETROSTREAM_FEATURES_ENGINE=numpy`` forces the reference; both give the same features (see feature_kernel).
+    """
+    want = os.environ.get("PETROSTREAM_FEATURES_ENGINE", "numba").strip().lower()
+    if want not in ("numba", "numpy"):
+        raise FeatureConfigError(f"PETROSTREAM_FEATURES_ENGINE must be numba or numpy, got {want!r}")
+    if want == "numba" and importlib.util.find_spec("numba") is not None:
+        return "numba"
+    return "numpy"
+
+
+@functools.lru_cache(maxsize=32)
+def _kernel_table(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the kernel: (kinds, windows, variables) -> output row of that feature (-1: not asked for), where
+    the transcendental kinds point into the kernel's float64 ``aux`` columns instead (relative spreads, then
+    trends); plus the output columns of the spreads and of the trends, in aux order."""
+    from petrostream import feature_kernel as fk
+
+    kinds = {"z": fk.Z, "std_rel": fk.STD_REL, "range_rel": fk.RANGE_REL, "trend": fk.TREND, "frozen": fk.FROZEN,
+             "changed": fk.CHANGED, "value": fk.VALUE, "missing": fk.MISSING}
+    table = np.full((fk.N_KINDS, len(config.windows), len(config.variables)), -1, dtype=np.int64)
+    cols = _columns(config)
+    spread_rows = [i for i, (_, _, kind, _) in enumerate(cols) if kind in ("std_rel", "range_rel")]
+    trend_rows = [i for i, (_, _, kind, _) in enumerate(cols) if kind == "trend"]
+    aux_of = {i: a for a, i in enumerate(spread_rows + trend_rows)}  # spreads first, then trends
+    for i, (_, j, kind, w) in enumerate(cols):
+        table[kinds[kind], 0 if w is None else config.windows.index(w), j] = aux_of.get(i, i)
+    return table, np.array(spread_rows, dtype=np.int64), np.array(trend_rows, dtype=np.int64)
+
+
+_KERNEL_CONSTS = np.array([REL_FLOOR, ABS_FLOOR, Z_CLIP, 10**LOG_REL_MIN, 10**LOG_REL_MAX, MISSING_VALVE])
+
+
+def _features(X: np.ndarray, lengths: np.ndarray, pos0: np.ndarray, out_from: np.ndarray, config: FeatureConfig,
+              ref: np.ndarray) -> np.ndarray:
+    """Features (rows, F) float32 of rows ``out_from[s]..`` of each segment ``s`` of X (see ``_window_features``)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    out_from = np.asarray(out_from, dtype=np.int64)
+    if _engine() == "numpy":
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+        sel = np.concatenate([np.arange(a + f, a + n) for a, f, n in zip(starts, out_from, lengths, strict=True)])
+        return np.ascontiguousarray(_window_features(X, lengths, np.asarray(pos0), sel.astype(np.int64), config, ref).T)
+    from petrostream import feature_kernel
+
+    table, spread_cols, trend_cols = _kernel_table(config)
+    m = int((lengths - out_from).sum())
+    out = np.empty((m, len(feature_names(config))), dtype=np.float32)
+    aux = np.empty((m, len(spread_cols) + len(trend_cols)))
+    feature_kernel.window_features(np.ascontiguousarray(X.T, dtype=np.float64), lengths,
+                                   np.asarray(pos0, dtype=np.int64), out_from,
+                                   np.ascontiguousarray(ref, dtype=np.float64).reshape(len(lengths), X.shape[1]),
+                                   np.asarray(config.windows, dtype=np.int64), table, _KERNEL_CONSTS, out, aux)
+    S = len(spread_cols)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if S:  # relative spreads: log10 of the clipped ratio; NaN = fewer than 2 values
+            feature_kernel.scatter_columns(out, np.log10(aux[:, :S]), spread_cols, LOG_REL_MIN)
+        if len(trend_cols):  # trends: asinh of the relative change; NaN = a half-window without values
+            trend = aux[:, S:]
+            np.divide(trend, TREND_SCALE, out=trend)
+            np.arcsinh(trend, out=trend)
+            np.clip(trend, -TREND_CLIP, TREND_CLIP, out=trend)
+            feature_kernel.scatter_columns(out, trend, trend_cols, 0.0)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -330,13 +404,13 @@ def _segments(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _batch_features(X: np.ndarray, lengths: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Features (F, n) of X whose segments each hold a whole instance from its first row, in chunks.
+    """Features (n, F) of X whose segments each hold a whole instance from its first row, in chunks.
 
     Each chunk re-reads the ``max_window - 1`` rows before it as context, exactly like a stream does,
     so chunking changes neither the values nor their bits.
     """
     ctx = config.max_window - 1
-    out = np.empty((len(feature_names(config)), len(X)), dtype=np.float32)
+    out = np.empty((len(X), len(feature_names(config))), dtype=np.float32)
     pieces: list[tuple[int, int, int, int]] = []  # (context start, first output row, end, pos0 of context start)
     seg_of: list[int] = []  # segment of each piece
     refs: list[np.ndarray] = []
@@ -359,16 +433,15 @@ def _batch_features(X: np.ndarray, lengths: np.ndarray, config: FeatureConfig) -
             rows += pieces[i][2] - pieces[i][0]
             i += 1
         Xg = np.vstack([X[c:b] for c, _, b, _ in group]) if len(group) > 1 else X[group[0][0] : group[0][2]]
-        offs = np.cumsum([0] + [b - c for c, _, b, _ in group])
-        sel = np.concatenate([np.arange(o + a - c, o + b - c) for o, (c, a, b, _) in zip(offs, group, strict=False)])
-        res = _window_features(Xg, np.array([b - c for c, _, b, _ in group]), np.array([p for *_, p in group]),
-                               sel, config, np.array([refs[k] for k in seg_of[i - len(group) : i]]))
-        out[:, group[0][1] : group[-1][2]] = res  # pieces cover the rows in order
+        res = _features(Xg, np.array([b - c for c, _, b, _ in group]), np.array([p for *_, p in group]),
+                        np.array([a - c for c, a, _, _ in group]), config,
+                        np.array([refs[k] for k in seg_of[i - len(group) : i]]))
+        out[group[0][1] : group[-1][2]] = res  # pieces cover the rows in order
     return out
 
 
-def _frame(out_t: np.ndarray, index: pd.Index, names: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(out_t.T, index=index, columns=names, copy=False)
+def _frame(out: np.ndarray, index: pd.Index, names: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(out, index=index, columns=names, copy=False)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -387,7 +460,7 @@ def feature_matrix(frame: pd.DataFrame, config: FeatureConfig | None = None, by:
     config = config or FeatureConfig()
     codes = instance_codes(frame, by)
     _, lengths = _segments(codes)
-    return _batch_features(raw_matrix(frame, config), lengths, config).T
+    return _batch_features(raw_matrix(frame, config), lengths, config)
 
 
 def compute_features_grouped(frame: pd.DataFrame, config: FeatureConfig | None = None, by: str = KEY) -> pd.DataFrame:
@@ -424,22 +497,31 @@ class StreamingFeatures:
 
         Rows of one key must be in time order; keys may interleave.
         """
+        return _frame(self.update_matrix(frame, by), frame.index, self.names)
+
+    def update_matrix(self, frame: pd.DataFrame, by: str = KEY) -> np.ndarray:
+        """``update_frame`` as a (rows, F) float32 matrix (what a detector takes; no DataFrame on the hot path)."""
         if len(frame) == 0:
-            return _frame(np.empty((len(self.names), 0), dtype=np.float32), frame.index, self.names)
+            return np.empty((0, len(self.names)), dtype=np.float32)
         codes, uniques = pd.factorize(frame[by], use_na_sentinel=False)
-        order = np.argsort(codes, kind="stable")
-        X = raw_matrix(frame, self.config)[order]
-        starts, lengths = _segments(codes[order])
-        keys = [uniques[codes[order[s]]] for s in starts]
+        grouped = bool(np.all(codes[1:] >= codes[:-1]))  # first-appearance codes: grouped rows never go down
+        order = None if grouped else np.argsort(codes, kind="stable")
+        X = raw_matrix(frame, self.config)
+        if order is not None:
+            X, codes = X[order], codes[order]
+        starts, lengths = _segments(codes)
+        keys = [uniques[codes[s]] for s in starts]
         parts = [X[s : s + m] for s, m in zip(starts, lengths, strict=True)]
         out_sorted = self._update(keys, parts)
+        if order is None:
+            return out_sorted
         out = np.empty_like(out_sorted)
-        out[:, order] = out_sorted
-        return _frame(out, frame.index, self.names)
+        out[order] = out_sorted
+        return out
 
     def _update(self, keys: list[Hashable], parts: list[np.ndarray]) -> np.ndarray:
         V = len(self.config.variables)
-        chunks, pos0, sel, refs, offset = [], [], [], [], 0
+        chunks, pos0, out_from, refs, offset = [], [], [], [], 0
         for key, new in zip(keys, parts, strict=True):
             ref = self._refs.get(key)
             if ref is None or np.isnan(ref).any():
@@ -454,14 +536,14 @@ class StreamingFeatures:
             chunk = np.vstack([tail, new]) if len(tail) else new
             chunks.append(chunk)
             pos0.append(seen - len(tail))
-            sel.append(np.arange(offset + len(tail), offset + len(chunk)))
+            out_from.append(len(tail))
             offset += len(chunk)
             self._tails[key] = chunk[max(0, len(chunk) - self._tail_len):].copy()
             self._seen[key] = seen + len(new)
         if offset == 0:
-            return np.empty((len(self.names), 0), dtype=np.float32)
-        return _window_features(np.vstack(chunks), np.array([len(c) for c in chunks]), np.array(pos0),
-                                np.concatenate(sel), self.config, np.array(refs))
+            return np.empty((0, len(self.names)), dtype=np.float32)
+        return _features(np.vstack(chunks), np.array([len(c) for c in chunks]), np.array(pos0), np.array(out_from),
+                         self.config, np.array(refs))
 
     def forget(self, key: Hashable) -> None:
         self._tails.pop(key, None)
@@ -482,3 +564,9 @@ def feature_frame(frames: Iterable[pd.DataFrame], config: FeatureConfig | None =
     if not parts:
         return pd.DataFrame(columns=feature_names(config), dtype=np.float32)
     return pd.concat(parts, ignore_index=True)
+
+
+def warm_up() -> None:
+    """Compile the feature kernel now (numba caches it on disk): images run this at build time."""
+    rng = np.random.default_rng(0)
+    feature_matrix(pd.DataFrame({v: rng.normal(size=400) for v in schema.V1_VARIABLES}))

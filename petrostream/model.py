@@ -134,6 +134,21 @@ class AnomalyModel:
         """
         return self._output(self.score_features(self.features(df)), df.index)
 
+    def self_check(self, rows: int = 400) -> None:
+        """Score a few synthetic rows end to end (features + detector); raises ModelError if that fails.
+
+        Run once after loading, before the model serves: it also compiles the feature kernel, so the
+        first real micro-batch does not pay for that.
+        """
+        rng = np.random.default_rng(0)
+        frame = pd.DataFrame({v: 1e5 + rng.normal(0, 1, rows).cumsum() for v in self.feature_config.variables})
+        try:
+            scores = self.predict(frame)[SCORE_COL].to_numpy()
+        except Exception as exc:
+            raise ModelError(f"model cannot score: {type(exc).__name__}: {str(exc)[:200]}") from exc
+        if len(scores) != rows or not np.isfinite(scores).all():
+            raise ModelError("model produced non-finite or missing scores on synthetic rows")
+
     def stream_scorer(self) -> StreamScorer:
         return StreamScorer(self)
 
@@ -213,7 +228,7 @@ class StreamScorer:
         order = arrange(frame)
         if order is not None:
             frame = frame.iloc[order]
-        X = self.features.update_frame(frame).to_numpy()
+        X = self.features.update_matrix(frame)
         scores = self.model.score_features(X)
         if order is not None:
             out = np.empty_like(scores)

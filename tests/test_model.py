@@ -156,3 +156,23 @@ def test_pyfunc_roundtrip_by_alias_in_a_fresh_process(model, rows, mlflow_tmp, t
     out = pd.read_parquet(tmp_path / "out.parquet")
     assert list(out.columns) == [SCORE_COL, ALARM_COL] and out.index.equals(sample.index)
     np.testing.assert_array_equal(out.to_numpy(), model.predict(sample).to_numpy())
+
+
+def test_self_check_refuses_a_model_that_cannot_score():
+    """The service runs self_check before a loaded champion serves: broken detectors never go live."""
+    X = feature_matrix(pd.DataFrame({"P-PDG": np.linspace(1e7, 1.1e7, 600), "T-TPT": np.linspace(80, 81, 600)}))
+    good = AnomalyModel(FeatureConfig(), IsolationForest(n_estimators=10, random_state=0).fit(X), 0.5)
+    good.self_check()
+
+    class NaNDetector:
+        def score_samples(self, X):
+            return np.full(len(X), np.nan)
+
+    class WrongWidth:
+        def score_samples(self, X):
+            raise ValueError(f"X has {X.shape[1]} features, but the detector expects 3")
+
+    with pytest.raises(ModelError, match="non-finite"):
+        AnomalyModel(FeatureConfig(), NaNDetector(), 0.5).self_check()
+    with pytest.raises(ModelError, match="cannot score: ValueError"):
+        AnomalyModel(FeatureConfig(), WrongWidth(), 0.5).self_check()

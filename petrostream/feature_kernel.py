@@ -1,0 +1,229 @@
+"""The window features of ``petrostream.features`` as one compiled pass (numba), for training and serving alike.
+
+Same algorithm, same additions in the same order as the numpy reference (``features._window_features``):
+block-aligned (van Herk / Gil-Werman) prefix and suffix aggregates, exact integer counts, then the
+element-wise feature formulas written operation for operation as there. The numpy version makes ~100
+passes over the rows with temporaries; this makes one loop per (segment, variable, window) and writes each
+feature straight into the output, which is what lets the serving path keep up with the model.
+
+Only transcendental functions (log10, asinh) may round differently from numpy's SIMD versions, in the last
+bit of a float64 before the float32 cast. Training and serving both run this kernel, so a stream still
+reproduces the batch result bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# feature kinds (rows of the column table built by features._kernel_table)
+Z, STD_REL, RANGE_REL, TREND, FROZEN, CHANGED, VALUE, MISSING = range(8)
+N_KINDS = 8
+
+
+@njit(cache=True, nogil=True)
+def _block_prefix_suffix(x, p0, B, is_max, pre, suf):
+    """pre[i]: aggregate from i's block start (or the segment start) to i; suf[i]: from i to its block end.
+
+    Blocks are aligned on instance positions that are multiples of B (the segment starts at position p0).
+    """
+    L = x.shape[0]
+    acc = 0.0
+    ph = p0 % B  # position of row i inside its block (kept by counting: integer modulo per row is slow)
+    for i in range(L):
+        if i == 0 or ph == 0:
+            acc = x[i]
+        elif is_max:
+            acc = max(acc, x[i])
+        else:
+            acc = acc + x[i]
+        pre[i] = acc
+        ph += 1
+        if ph == B:
+            ph = 0
+    ph = (p0 + L - 1) % B
+    for i in range(L - 1, -1, -1):
+        if i == L - 1 or ph == B - 1:
+            acc = x[i]
+        elif is_max:
+            acc = max(acc, x[i])
+        else:
+            acc = acc + x[i]
+        suf[i] = acc
+        ph -= 1
+        if ph < 0:
+            ph = B - 1
+
+
+@njit(cache=True, nogil=True)
+def _window_at(pre, suf, i, p, ph, B, is_max, fill):
+    """Aggregate over the trailing window of B rows ending at segment row i (instance position p, p % B == ph)."""
+    if p >= B and ph != B - 1:
+        left = suf[max(i - B + 1, 0)]
+        return max(pre[i], left) if is_max else pre[i] + left
+    return max(pre[i], fill) if is_max else pre[i] + fill
+
+
+@njit(cache=True, nogil=True)
+def _clipped_ratio(ratio, n, lo, hi):
+    """The argument of the log of a relative spread (NaN: fewer than 2 values, the feature is LOG_REL_MIN)."""
+    if n < 2:
+        return math.nan
+    if math.isnan(ratio):
+        ratio = 0.0
+    elif ratio == math.inf:
+        ratio = hi
+    elif ratio == -math.inf:
+        ratio = -1.7976931348623157e308
+    return min(max(ratio, lo), hi)
+
+
+@njit(cache=True, nogil=True)
+def _prepare(v, r, x, neg, x0, x0sq, cnt):
+    """Per-variable inputs of the aggregates: x and -x (-inf where missing) for max/min, x0 = x - ref and x0**2
+    (0 where missing) for sums, cnt = running count of valid values (cnt[0] = 0)."""
+    cnt[0] = 0
+    for i in range(v.shape[0]):
+        a = v[i]
+        if math.isnan(a):
+            x[i] = -math.inf
+            neg[i] = -math.inf
+            x0[i] = 0.0
+            x0sq[i] = 0.0
+            cnt[i + 1] = cnt[i]
+        else:
+            x[i] = a
+            neg[i] = -a
+            d = a - r
+            x0[i] = d
+            x0sq[i] = d * d
+            cnt[i + 1] = cnt[i] + 1
+
+
+@njit(cache=True, nogil=True)
+def _value_and_missing(v, f0, o, k_value, k_missing, missing_valve, out):
+    for i in range(f0, v.shape[0]):
+        a = v[i]
+        if k_value >= 0:
+            out[o + i - f0, k_value] = missing_valve if math.isnan(a) else a
+        if k_missing >= 0:
+            out[o + i - f0, k_missing] = 1.0 if math.isnan(a) else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _count(cnt, i, B):
+    """Valid values among the B rows ending at segment row i (truncated at the segment start)."""
+    return float(cnt[i + 1] - cnt[i + 1 - min(B, i + 1)])
+
+
+@njit(cache=True, nogil=True)
+def _one_window(v, r, p0, f0, o, B, ks, consts, inputs, scratch, out, aux):
+    """The features of window B of one variable for the output rows f0.. of one segment.
+
+    ks: output columns (z, std_rel, range_rel, trend, frozen, changed; -1 = not asked for; the transcendental
+    three are aux columns). inputs: x, neg, x0, x0sq (see _prepare); scratch: ten arrays of the segment's length.
+    """
+    k_z, k_sr, k_rr, k_tr, k_fr, k_ch = ks[0], ks[1], ks[2], ks[3], ks[4], ks[5]
+    rel_floor, abs_floor, z_clip, rel_lo, rel_hi = consts[0], consts[1], consts[2], consts[3], consts[4]
+    x, neg, x0, x0sq, cnt = inputs
+    pre_hi, suf_hi, pre_lo, suf_lo, pre_s, suf_s, pre_q, suf_q, pre_h, suf_h = scratch
+    stats = k_z >= 0 or k_sr >= 0 or k_rr >= 0 or k_tr >= 0
+    L = v.shape[0]
+    _block_prefix_suffix(x, p0, B, True, pre_hi, suf_hi)
+    _block_prefix_suffix(neg, p0, B, True, pre_lo, suf_lo)
+    if stats:
+        _block_prefix_suffix(x0, p0, B, False, pre_s, suf_s)
+        _block_prefix_suffix(x0sq, p0, B, False, pre_q, suf_q)
+    h = B // 2
+    if k_tr >= 0:
+        _block_prefix_suffix(x0, p0, h, False, pre_h, suf_h)
+    ph = (p0 + f0) % B  # p % B and p % h, kept by counting
+    phh = (p0 + f0) % h
+    for i in range(f0, L):
+        p = p0 + i
+        col = o + i - f0
+        if i > f0:
+            ph = 0 if ph == B - 1 else ph + 1
+            phh = 0 if phh == h - 1 else phh + 1
+        n = _count(cnt, i, B)
+        hi = _window_at(pre_hi, suf_hi, i, p, ph, B, True, -math.inf)
+        lo = -_window_at(pre_lo, suf_lo, i, p, ph, B, True, -math.inf)
+        const = hi == lo
+        if k_ch >= 0:
+            out[col, k_ch] = 1.0 if (n >= 2 and hi != lo) else 0.0
+        if k_fr >= 0:
+            out[col, k_fr] = 1.0 if (n >= max(2, B // 2) and const) else 0.0
+        if not stats:
+            continue
+        inv_n = 1.0 / max(n, 1.0)
+        mean_c = _window_at(pre_s, suf_s, i, p, ph, B, False, 0.0) * inv_n
+        q = _window_at(pre_q, suf_q, i, p, ph, B, False, 0.0)
+        level = max(abs(mean_c + r), abs_floor)
+        std = 0.0 if const else math.sqrt(max(q * inv_n - mean_c * mean_c, 0.0))
+        if k_z >= 0:
+            if n < 2 or math.isnan(v[i]) or const:
+                out[col, k_z] = 0.0
+            else:
+                out[col, k_z] = min(max((x0[i] - mean_c) / max(std, rel_floor * level), -z_clip), z_clip)
+        if k_sr >= 0:
+            aux[col, k_sr] = _clipped_ratio(std / level, n, rel_lo, rel_hi)
+        if k_rr >= 0:
+            aux[col, k_rr] = _clipped_ratio((hi - lo) / level, n, rel_lo, rel_hi)
+        if k_tr >= 0:
+            val = math.nan  # the trend is 0: a half-window without values
+            if i >= h:
+                n_new, n_old = _count(cnt, i, h), _count(cnt, i - h, h)
+                if n_new > 0 and n_old > 0:
+                    m_new = _window_at(pre_h, suf_h, i, p, phh, h, False, 0.0) / max(n_new, 1.0)
+                    m_old = _window_at(pre_h, suf_h, i - h, p - h, phh, h, False, 0.0) / max(n_old, 1.0)
+                    val = (m_new - m_old) / level
+            aux[col, k_tr] = val
+
+
+@njit(cache=True, nogil=True)
+def window_features(xt, seg_len, pos0, out_from, ref, windows, table, consts, out, aux):
+    """Fill ``out`` (m, F) float32 with the features of the output rows of every segment.
+
+    The transcendental features go to ``aux`` (m, A) float64 instead, as the argument of their function
+    (NaN where the feature takes its fixed value), so numpy applies log10 / asinh vectorised afterwards:
+    a scalar libm call per value would cost more than everything else here.
+
+    xt (V, n) float64 raw values (NaN = missing), segments consecutive in n; segment s spans seg_len[s] rows,
+    its first row is at instance position pos0[s], and rows out_from[s].. of it are output (in order).
+    ref (S, V): per-segment reference level; table (N_KINDS, W, V) int64: output column of each feature (aux
+    column for STD_REL, RANGE_REL and TREND) or -1;
+    consts: REL_FLOOR, ABS_FLOOR, Z_CLIP, 10**LOG_REL_MIN, 10**LOG_REL_MAX, MISSING_VALVE.
+    """
+    Lmax = 1
+    for s in range(seg_len.shape[0]):
+        Lmax = max(Lmax, seg_len[s])
+    inputs = (np.empty(Lmax), np.empty(Lmax), np.empty(Lmax), np.empty(Lmax), np.empty(Lmax + 1, dtype=np.int64))
+    scratch = (np.empty(Lmax), np.empty(Lmax), np.empty(Lmax), np.empty(Lmax), np.empty(Lmax),
+               np.empty(Lmax), np.empty(Lmax), np.empty(Lmax), np.empty(Lmax), np.empty(Lmax))
+    ks = np.empty(6, dtype=np.int64)
+    start = 0
+    o = 0
+    for s in range(seg_len.shape[0]):
+        L, p0, f0 = seg_len[s], pos0[s], out_from[s]
+        for j in range(xt.shape[0]):
+            v = xt[j, start : start + L]
+            _prepare(v, ref[s, j], inputs[0], inputs[1], inputs[2], inputs[3], inputs[4])
+            _value_and_missing(v, f0, o, table[VALUE, 0, j], table[MISSING, 0, j], consts[5], out)
+            for wi in range(windows.shape[0]):
+                for kind in range(6):  # Z .. CHANGED
+                    ks[kind] = table[kind, wi, j]
+                if ks.max() >= 0:
+                    _one_window(v, ref[s, j], p0, f0, o, windows[wi], ks, consts, inputs, scratch, out, aux)
+        start += L
+        o += L - f0
+
+
+@njit(cache=True, nogil=True)
+def scatter_columns(out, vals, cols, nan_value):
+    """out[:, cols[c]] = vals[:, c], NaN -> nan_value (a strided numpy fancy assignment costs more than the math)."""
+    for r in range(vals.shape[0]):
+        for c in range(vals.shape[1]):
+            v = vals[r, c]
+            out[r, cols[c]] = nan_value if math.isnan(v) else v
