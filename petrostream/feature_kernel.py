@@ -24,46 +24,53 @@ N_KINDS = 8
 
 
 @njit(cache=True, nogil=True)
-def _block_prefix_suffix(x, p0, B, is_max, pre, suf):
-    """pre[i]: aggregate from i's block start (or the segment start) to i; suf[i]: from i to its block end.
-
-    Blocks are aligned on instance positions that are multiples of B (the segment starts at position p0).
-    """
+def _block_prefix_suffix(x, p0, B, lo, pre, suf):
+    """Sums inside blocks of B rows aligned on instance positions that are multiples of B (the segment starts
+    at position p0): pre[i] from i's block start (or the segment start) to i, suf[i] from i to its block end,
+    for i >= lo (pre from lo's block start: the sums must start where the reference starts them)."""
     L = x.shape[0]
+    ph = (p0 + lo) % B  # position inside the block, kept by counting (integer modulo per row is slow)
+    i0 = max(0, lo - ph)
+    ph = (p0 + i0) % B
     acc = 0.0
-    ph = p0 % B  # position of row i inside its block (kept by counting: integer modulo per row is slow)
-    for i in range(L):
-        if i == 0 or ph == 0:
-            acc = x[i]
-        elif is_max:
-            acc = max(acc, x[i])
-        else:
-            acc = acc + x[i]
+    for i in range(i0, L):
+        acc = x[i] if (i == i0 or ph == 0) else acc + x[i]
         pre[i] = acc
-        ph += 1
-        if ph == B:
-            ph = 0
+        ph = 0 if ph == B - 1 else ph + 1
     ph = (p0 + L - 1) % B
-    for i in range(L - 1, -1, -1):
-        if i == L - 1 or ph == B - 1:
-            acc = x[i]
-        elif is_max:
-            acc = max(acc, x[i])
-        else:
-            acc = acc + x[i]
+    for i in range(L - 1, lo - 1, -1):
+        acc = x[i] if (i == L - 1 or ph == B - 1) else acc + x[i]
         suf[i] = acc
-        ph -= 1
-        if ph < 0:
-            ph = B - 1
+        ph = B - 1 if ph == 0 else ph - 1
 
 
 @njit(cache=True, nogil=True)
-def _window_at(pre, suf, i, p, ph, B, is_max, fill):
-    """Aggregate over the trailing window of B rows ending at segment row i (instance position p, p % B == ph)."""
+def _suffixes(x, neg, x0, x0sq, p0, B, lo, stats, suf_hi, suf_lo, suf_s, suf_q):
+    """suf[i] for i >= lo: max of x, max of -x and (if stats) sums of x0, x0**2 from i to its block end."""
+    L = x.shape[0]
+    ph = (p0 + L - 1) % B
+    hi = lo_ = s = q = 0.0
+    for i in range(L - 1, lo - 1, -1):
+        if i == L - 1 or ph == B - 1:
+            hi, lo_ = x[i], neg[i]
+            if stats:
+                s, q = x0[i], x0sq[i]
+        else:
+            hi, lo_ = max(hi, x[i]), max(lo_, neg[i])
+            if stats:
+                s, q = s + x0[i], q + x0sq[i]
+        suf_hi[i], suf_lo[i] = hi, lo_
+        if stats:
+            suf_s[i], suf_q[i] = s, q
+        ph = B - 1 if ph == 0 else ph - 1
+
+
+@njit(cache=True, nogil=True)
+def _sum_at(pre, suf, i, p, ph, B):
+    """Sum over the trailing window of B rows ending at segment row i (instance position p, p % B == ph)."""
     if p >= B and ph != B - 1:
-        left = suf[max(i - B + 1, 0)]
-        return max(pre[i], left) if is_max else pre[i] + left
-    return max(pre[i], fill) if is_max else pre[i] + fill
+        return pre[i] + suf[i - B + 1]
+    return pre[i] + 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -119,37 +126,49 @@ def _count(cnt, i, B):
 
 
 @njit(cache=True, nogil=True)
-def _one_window(v, r, p0, f0, o, B, ks, consts, inputs, scratch, out, aux):
+def _one_window(v, r, p0, f0, o, B, ks, consts, inputs, scratch, out, aux):  # noqa: C901 - see below
     """The features of window B of one variable for the output rows f0.. of one segment.
 
     ks: output columns (z, std_rel, range_rel, trend, frozen, changed; -1 = not asked for; the transcendental
-    three are aux columns). inputs: x, neg, x0, x0sq (see _prepare); scratch: ten arrays of the segment's length.
+    three are aux columns). inputs: x, neg, x0, x0sq, cnt (see _prepare); scratch: six arrays of the segment's
+    length. Prefix aggregates run along the row loop; suffixes and the half-window sums of the trend are
+    stored, each only from the first row an output row reaches back to. One fused loop on purpose: moving
+    the trend into a helper function made this kernel 2x slower (measured), so it stays inline.
     """
     k_z, k_sr, k_rr, k_tr, k_fr, k_ch = ks[0], ks[1], ks[2], ks[3], ks[4], ks[5]
     rel_floor, abs_floor, z_clip, rel_lo, rel_hi = consts[0], consts[1], consts[2], consts[3], consts[4]
     x, neg, x0, x0sq, cnt = inputs
-    pre_hi, suf_hi, pre_lo, suf_lo, pre_s, suf_s, pre_q, suf_q, pre_h, suf_h = scratch
+    suf_hi, suf_lo, suf_s, suf_q, pre_h, suf_h = scratch
     stats = k_z >= 0 or k_sr >= 0 or k_rr >= 0 or k_tr >= 0
     L = v.shape[0]
-    _block_prefix_suffix(x, p0, B, True, pre_hi, suf_hi)
-    _block_prefix_suffix(neg, p0, B, True, pre_lo, suf_lo)
-    if stats:
-        _block_prefix_suffix(x0, p0, B, False, pre_s, suf_s)
-        _block_prefix_suffix(x0sq, p0, B, False, pre_q, suf_q)
+    _suffixes(x, neg, x0, x0sq, p0, B, max(0, f0 - B + 1), stats, suf_hi, suf_lo, suf_s, suf_q)
     h = B // 2
     if k_tr >= 0:
-        _block_prefix_suffix(x0, p0, h, False, pre_h, suf_h)
+        _block_prefix_suffix(x0, p0, h, max(0, f0 - 2 * h + 1), pre_h, suf_h)
     ph = (p0 + f0) % B  # p % B and p % h, kept by counting
     phh = (p0 + f0) % h
-    for i in range(f0, L):
+    i0 = max(0, f0 - ph)  # the prefix sums start at f0's block start (or the segment start)
+    g = (p0 + i0) % B
+    a_hi = a_lo = a_s = a_q = 0.0
+    for i in range(i0, L):
+        if i == i0 or g == 0:
+            a_hi, a_lo, a_s, a_q = x[i], neg[i], x0[i], x0sq[i]
+        else:
+            a_hi, a_lo, a_s, a_q = max(a_hi, x[i]), max(a_lo, neg[i]), a_s + x0[i], a_q + x0sq[i]
+        g = 0 if g == B - 1 else g + 1
+        if i < f0:
+            continue
         p = p0 + i
         col = o + i - f0
         if i > f0:
             ph = 0 if ph == B - 1 else ph + 1
             phh = 0 if phh == h - 1 else phh + 1
         n = _count(cnt, i, B)
-        hi = _window_at(pre_hi, suf_hi, i, p, ph, B, True, -math.inf)
-        lo = -_window_at(pre_lo, suf_lo, i, p, ph, B, True, -math.inf)
+        if p >= B and ph != B - 1:  # the window reaches into the previous block: add its suffix
+            left = i - B + 1
+            hi, lo, sm, q = max(a_hi, suf_hi[left]), -max(a_lo, suf_lo[left]), a_s + suf_s[left], a_q + suf_q[left]
+        else:
+            hi, lo, sm, q = max(a_hi, -math.inf), -max(a_lo, -math.inf), a_s + 0.0, a_q + 0.0
         const = hi == lo
         if k_ch >= 0:
             out[col, k_ch] = 1.0 if (n >= 2 and hi != lo) else 0.0
@@ -158,8 +177,7 @@ def _one_window(v, r, p0, f0, o, B, ks, consts, inputs, scratch, out, aux):
         if not stats:
             continue
         inv_n = 1.0 / max(n, 1.0)
-        mean_c = _window_at(pre_s, suf_s, i, p, ph, B, False, 0.0) * inv_n
-        q = _window_at(pre_q, suf_q, i, p, ph, B, False, 0.0)
+        mean_c = sm * inv_n
         level = max(abs(mean_c + r), abs_floor)
         std = 0.0 if const else math.sqrt(max(q * inv_n - mean_c * mean_c, 0.0))
         if k_z >= 0:
@@ -176,8 +194,8 @@ def _one_window(v, r, p0, f0, o, B, ks, consts, inputs, scratch, out, aux):
             if i >= h:
                 n_new, n_old = _count(cnt, i, h), _count(cnt, i - h, h)
                 if n_new > 0 and n_old > 0:
-                    m_new = _window_at(pre_h, suf_h, i, p, phh, h, False, 0.0) / max(n_new, 1.0)
-                    m_old = _window_at(pre_h, suf_h, i - h, p - h, phh, h, False, 0.0) / max(n_old, 1.0)
+                    m_new = _sum_at(pre_h, suf_h, i, p, phh, h) / max(n_new, 1.0)
+                    m_old = _sum_at(pre_h, suf_h, i - h, p - h, phh, h) / max(n_old, 1.0)
                     val = (m_new - m_old) / level
             aux[col, k_tr] = val
 
@@ -200,8 +218,7 @@ def window_features(xt, seg_len, pos0, out_from, ref, windows, table, consts, ou
     for s in range(seg_len.shape[0]):
         Lmax = max(Lmax, seg_len[s])
     inputs = (np.empty(Lmax), np.empty(Lmax), np.empty(Lmax), np.empty(Lmax), np.empty(Lmax + 1, dtype=np.int64))
-    scratch = (np.empty(Lmax), np.empty(Lmax), np.empty(Lmax), np.empty(Lmax), np.empty(Lmax),
-               np.empty(Lmax), np.empty(Lmax), np.empty(Lmax), np.empty(Lmax), np.empty(Lmax))
+    scratch = (np.empty(Lmax), np.empty(Lmax), np.empty(Lmax), np.empty(Lmax), np.empty(Lmax), np.empty(Lmax))
     ks = np.empty(6, dtype=np.int64)
     start = 0
     o = 0
