@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ctx.setup()
         model = ctx.model().model
+        model.self_check()  # as the service does when it loads a champion
         records = bi.make_records(ctx, ctx.pick(args.instances), args.rows)
         store = lake.LakeStore(Settings(curated_bucket=ctx.fresh_bucket("hotpath")))
         rows, m = bi._service_path(model, records, store)

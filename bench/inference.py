@@ -201,6 +201,7 @@ def run(ctx: Context) -> dict[str, Any]:
     z = ctx.sizes
     bm = ctx.model()
     model = bm.model
+    model.self_check()  # as the service does when it loads a champion (compiles the kernels before serving)
     records = make_records(ctx, ctx.pick(z.inference_instances), z.inference_rows)
     store = lake.LakeStore(Settings(curated_bucket=ctx.fresh_bucket("inference")))
     say("inference", f"{len(records):,} records of the data's rows ({ROWS_PER_RECORD} rows/record), "

@@ -22,7 +22,7 @@ Features (per variable ``v`` and window ``w``; see docs/model.md):
 * valve states (categorical): ``v__value`` (raw 0/0.5/1, -1 when missing), ``v__changed_w``, ``v__missing``.
 
 Two engines compute the same features: a compiled kernel (``petrostream.feature_kernel``, numba; the
-default) and the numpy reference below (``PETROSTREAM_FEATURES_ENGINE=numpy``). Tests hold them equal bit
+default) and the numpy reference below (``PETROSTREAM_ENGINE=numpy``). Tests hold them equal bit
 for bit on the real sample; the kernel is ~3x faster in batch and keeps serving cheap.
 
 Rows are assumed to be 1 Hz (a window of ``w`` rows = ``w`` seconds); ``P-PDG`` reading exactly 0 Pa is a
@@ -138,17 +138,16 @@ def feature_names(config: FeatureConfig) -> list[str]:
     return [c[0] for c in _columns(config)]
 
 
-def _engine() -> str:
-    """``numba`` (the compiled kernel, default when numba imports) or ``numpy`` (the reference implementation).
+def compiled_engine() -> bool:
+    """True when the compiled kernels (numba) run: the default when numba imports.
 
-    ``PETROSTREAM_FEATURES_ENGINE=numpy`` forces the reference; both give the same features (see feature_kernel).
+    ``PETROSTREAM_ENGINE=numpy`` forces the reference implementations (numpy features, sklearn's own
+    ``score_samples``); both give the same results (see feature_kernel and forest_kernel).
     """
-    want = os.environ.get("PETROSTREAM_FEATURES_ENGINE", "numba").strip().lower()
+    want = os.environ.get("PETROSTREAM_ENGINE", "numba").strip().lower()
     if want not in ("numba", "numpy"):
-        raise FeatureConfigError(f"PETROSTREAM_FEATURES_ENGINE must be numba or numpy, got {want!r}")
-    if want == "numba" and importlib.util.find_spec("numba") is not None:
-        return "numba"
-    return "numpy"
+        raise FeatureConfigError(f"PETROSTREAM_ENGINE must be numba or numpy, got {want!r}")
+    return want == "numba" and importlib.util.find_spec("numba") is not None
 
 
 @functools.lru_cache(maxsize=32)
@@ -178,7 +177,7 @@ def _features(X: np.ndarray, lengths: np.ndarray, pos0: np.ndarray, out_from: np
     """Features (rows, F) float32 of rows ``out_from[s]..`` of each segment ``s`` of X (see ``_window_features``)."""
     lengths = np.asarray(lengths, dtype=np.int64)
     out_from = np.asarray(out_from, dtype=np.int64)
-    if _engine() == "numpy":
+    if not compiled_engine():
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
         sel = np.concatenate([np.arange(a + f, a + n) for a, f, n in zip(starts, out_from, lengths, strict=True)])
         return np.ascontiguousarray(_window_features(X, lengths, np.asarray(pos0), sel.astype(np.int64), config, ref).T)

@@ -249,20 +249,22 @@ def test_config_roundtrip_and_validation():
 
 
 def _both_engines(monkeypatch, fn):
-    monkeypatch.setenv("PETROSTREAM_FEATURES_ENGINE", "numpy")
+    monkeypatch.setenv("PETROSTREAM_ENGINE", "numpy")
     ref = fn()
-    monkeypatch.setenv("PETROSTREAM_FEATURES_ENGINE", "numba")
+    monkeypatch.setenv("PETROSTREAM_ENGINE", "numba")
     return ref, fn()
 
 
 def test_default_engine_is_the_compiled_kernel(monkeypatch):
     from petrostream import features
 
-    monkeypatch.delenv("PETROSTREAM_FEATURES_ENGINE", raising=False)
-    assert features._engine() == "numba"
-    monkeypatch.setenv("PETROSTREAM_FEATURES_ENGINE", "fortran")
-    with pytest.raises(FeatureConfigError, match="PETROSTREAM_FEATURES_ENGINE"):
-        features._engine()
+    monkeypatch.delenv("PETROSTREAM_ENGINE", raising=False)
+    assert features.compiled_engine()
+    monkeypatch.setenv("PETROSTREAM_ENGINE", "numpy")
+    assert not features.compiled_engine()
+    monkeypatch.setenv("PETROSTREAM_ENGINE", "fortran")
+    with pytest.raises(FeatureConfigError, match="PETROSTREAM_ENGINE"):
+        features.compiled_engine()
 
 
 def test_kernel_equals_numpy_reference_on_real_instances(real_instances, monkeypatch):

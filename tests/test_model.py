@@ -176,3 +176,44 @@ def test_self_check_refuses_a_model_that_cannot_score():
         AnomalyModel(FeatureConfig(), NaNDetector(), 0.5).self_check()
     with pytest.raises(ModelError, match="cannot score: ValueError"):
         AnomalyModel(FeatureConfig(), WrongWidth(), 0.5).self_check()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The compiled IsolationForest scorer (petrostream.forest_kernel) against sklearn's score_samples
+
+
+@pytest.mark.parametrize("params", [
+    {"n_estimators": 100, "max_samples": 256},
+    {"n_estimators": 37, "max_samples": 64, "max_features": 0.5},  # feature subsampling per tree
+    {"n_estimators": 5, "max_samples": 1.0},  # deep trees
+])
+def test_compiled_forest_scores_equal_sklearn_bit_for_bit(rows, params, monkeypatch):
+    from petrostream.forest_kernel import CompiledForest
+
+    X = feature_matrix(rows)
+    det = IsolationForest(random_state=0, **params).fit(X[::5][:4000])
+    model = AnomalyModel(FeatureConfig(), det, 0.5)
+    assert isinstance(model._compiled_detector(), CompiledForest)
+    monkeypatch.setenv("PETROSTREAM_ENGINE", "numpy")
+    sklearn_scores = AnomalyModel(FeatureConfig(), det, 0.5).score_features(X)
+    assert AnomalyModel(FeatureConfig(), det, 0.5)._compiled_detector() is None
+    assert np.array_equal(model.score_features(X), sklearn_scores)
+    odd = X[:300].copy()
+    odd[::3, 5] = np.nan  # NaN follows each split's missing-value rule, as in sklearn
+    odd[1::3] *= 1e6
+    assert np.array_equal(model.score_features(odd), -det.score_samples(odd))
+
+
+def test_compiled_forest_only_for_plain_isolation_forests():
+    from sklearn.neighbors import LocalOutlierFactor
+
+    from petrostream.forest_kernel import CompiledForest
+
+    X = np.random.default_rng(0).normal(size=(300, 4)).astype(np.float32)
+
+    class TweakedForest(IsolationForest):
+        def score_samples(self, X):
+            return super().score_samples(X) * 2
+
+    assert CompiledForest.build(LocalOutlierFactor(novelty=True).fit(X), 4) is None
+    assert CompiledForest.build(TweakedForest(n_estimators=5, random_state=0).fit(X), 4) is None
