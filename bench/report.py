@@ -80,14 +80,18 @@ def _n(x: Any, unit: str = "", digits: int = 0) -> str:
     return f"{s} {unit}".strip()
 
 
-def headline(res: dict[str, Any]) -> list[dict[str, Any]]:
+def _model_call_row(i: dict[str, Any]) -> dict:
+    call, sk = i["model_call"], i.get("service_path_sklearn_scorer") or {}
+    return _row("... of which the model call: compiled forest vs sklearn score_samples, per core",
+                _n(call["rows_per_cpu_s"], "rows/s"),
+                f"same scores bit for bit: {'yes' if call['same_scores_as_sklearn'] else 'NO'}; the service with "
+                f"sklearn's score_samples instead: {_n(sk.get('rows_per_cpu_s'), 'rows/s')} = "
+                f"{i.get('fraction_of_bare_with_sklearn_scorer')} of the bare model",
+                i.get("model_call_vs_bare"), "", None)
+
+
+def _inference_headline(i: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    p = res.get("producer") or {}
-    if "batched" in p:
-        rows.append(_row("Producer -> Kinesis (aggregated + batched)", _n(p["batched"]["rows_per_s"], "rows/s"),
-                         f"one put_record per row: {_n(p['per_row']['rows_per_s'], 'rows/s')}", p.get("ratio"),
-                         ">= 50x", p.get("met")))
-    i = res.get("inference") or {}
     if "service_path" in i:
         sp = i["service_path"]["rows_per_cpu_s"]
         rows.append(_row("Inference end to end (decode+features+score+write), per core", _n(sp, "rows/s"),
@@ -96,6 +100,8 @@ def headline(res: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(_row("Inference end to end vs the bare model, per core", _n(sp, "rows/s"),
                          f"bare IsolationForest.score_samples: {_n(i['bare_model']['rows_per_cpu_s'], 'rows/s')}",
                          i.get("fraction_of_bare_model"), ">= 0.5", i.get("met_fraction_of_bare"), times=False))
+        if i.get("model_call"):
+            rows.append(_model_call_row(i))
     for kind, label in (("serve_1x", "1x real time"), ("serve_max", "max speed")):
         s = i.get(kind) or {}
         q = s.get("latency_produced_to_queryable_s")
@@ -111,6 +117,18 @@ def headline(res: dict[str, Any]) -> list[dict[str, Any]]:
                                      "rows in the lake")))
         elif s.get("error"):
             rows.append(_row(f"Latency, {label}", f"failed: {s['error'][:120]}"))
+    return rows
+
+
+def headline(res: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    p = res.get("producer") or {}
+    if "batched" in p:
+        rows.append(_row("Producer -> Kinesis (aggregated + batched)", _n(p["batched"]["rows_per_s"], "rows/s"),
+                         f"one put_record per row: {_n(p['per_row']['rows_per_s'], 'rows/s')}", p.get("ratio"),
+                         ">= 50x", p.get("met")))
+    i = res.get("inference") or {}
+    rows += _inference_headline(i)
     t = res.get("training") or {}
     f = t.get("features") or {}
     if f:
@@ -249,10 +267,14 @@ def _inference(i: dict | None) -> list[str]:
         return out
     rows = []
     for key, label in (("service_path", "service path (ScoringProcessor + LakeSink)"),
+                       ("service_path_sklearn_scorer", "service path, sklearn's score_samples as the model call"),
+                       ("model_call", "the service's model call alone (compiled forest, features precomputed)"),
                        ("per_record_call", "one model call per Kinesis record (60 rows)"),
                        ("per_reading_call", "one model call per reading (baseline)"),
                        ("bare_model", "bare IsolationForest.score_samples (features precomputed)")):
-        r = i[key]
+        r = i.get(key)
+        if not r:
+            continue
         rows.append([label, _n(r["rows"]), _n(r["cpu_s"], "s", 2), _n(r["rows_per_cpu_s"]),
                      _n(r.get("rows_per_s_wall"))])
     out.append(_table(["path", "rows", "CPU", "rows/s per core", "rows/s wall"], rows))

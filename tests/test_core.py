@@ -86,7 +86,7 @@ def test_empty_directory(tmp_path):
 def test_wire_roundtrip_and_rejections():
     idx = pd.date_range("2020-01-01", periods=5, freq="s", name="timestamp")
     frame = pd.DataFrame({"P-PDG": [1.0, np.nan, 3.0, 4.0, 5.0], "class": pd.array([0, 0, 4, None, 4], "Int64")}, idx)
-    good = encode(instance_id="4_x", well_id="W", source="REAL", event_class=4, frame=frame)
+    good = encode(instance_id="4_x", well_id="W", source="REAL", event_class=4, frame=frame, version=1)
     batch = decode_batch([good, b"{not json", good.replace(b'"v":1', b'"v":9')])
     assert len(batch.rows) == 5
     assert batch.rows["P-PDG"].isna().sum() == 1
@@ -184,7 +184,7 @@ def test_wire_poison_fields_are_rejected_not_raised(field, value, reason):
 
     idx = pd.date_range("2020-01-01", periods=5, freq="s", name="timestamp")
     frame = pd.DataFrame({"P-PDG": [1.0, 2.0, 3.0, 4.0, 5.0]}, idx)
-    good = encode(instance_id="4_x", well_id="W", source="REAL", event_class=4, frame=frame)
+    good = encode(instance_id="4_x", well_id="W", source="REAL", event_class=4, frame=frame, version=1)
     doc = json.loads(good)
     doc[field] = value
     batch = decode_batch([good, json.dumps(doc).encode(), good])

@@ -227,14 +227,14 @@ def test_writer_linger_and_record_size_limit(fresh_stream, threew_dir):
     w.poll()
     assert [c["records"] for c in flaky.calls] == [1]  # the partial record left at the linger deadline
 
-    big = KinesisWriter(stream, client=flaky, rows_per_record=20_000, linger_ms=0, clock=clock, sleep=clock.sleep)
-    big.add(info, frame.iloc[5:15_005])  # ~1.1 MB encoded: split into records <= 1 MiB
+    big = KinesisWriter(stream, client=flaky, rows_per_record=30_000, linger_ms=0, clock=clock, sleep=clock.sleep)
+    big.add(info, frame.iloc[5:])  # 21,595 rows, ~1.08 MB encoded (wire v2): split into records <= 1 MiB
     big.close()
     assert all(c["max_record"] <= MAX_BYTES_PER_RECORD for c in flaky.calls)
-    assert big.stats.records >= 2 and big.stats.rows == 15_000
+    assert big.stats.records >= 2 and big.stats.rows == 21_595
     assert big.stats.budget_wait_s > 0  # one shard cannot take 1.1 MB within one second
     got = read_stream(stream)
-    assert len(got) == 15_005 and not got.duplicated(["instance_id", "timestamp"]).any()
+    assert len(got) == 21_600 and not got.duplicated(["instance_id", "timestamp"]).any()
 
 
 def test_linger_batches_many_wells_into_few_calls(fresh_stream, threew_dir):
