@@ -18,6 +18,11 @@ Episodes: consecutive alarms of one instance, merged while the gap between alarm
 (data time). An episode closes when a row of that instance arrives ``gap_s`` after its last alarm,
 or when the instance has been silent for ``idle_close_s`` (wall time). ``episode_id`` is derived from
 (instance_id, start ts), so re-writing an episode (partial, then final) overwrites the same object.
+Where an episode lives in the lake (``EpisodeTracker.touched_frame``, column ``own_object``): an episode
+that was open at a flush (or was restored from a checkpoint, or closed on wall time) has its own object
+named by its id, re-written as it changes; an episode that opened and closed on rows between two flushes
+(most of them when a backlog is replayed) is written once, closed, in that flush's batch object. Both are
+decided by the data alone, so a flush replayed after a crash puts every episode in the same place again.
 
 The state that must survive a restart (watermarks and open episodes) is ``state()`` / ``restore()``,
 kept with the shard checkpoint.
@@ -83,6 +88,9 @@ class Episode:
     labels: dict[str, int] = field(default_factory=dict)
     version: str = ""
     closed_at: float | None = None  # wall-clock seconds
+    # where and when it is written (in memory only, not part of the checkpointed state):
+    own_object: bool = field(default=False, compare=False)  # lives in <episode_id>.parquet (see EpisodeTracker)
+    next_write: float = field(default=float("-inf"), compare=False)  # wall clock before which an open version waits
 
     @property
     def id(self) -> str:
@@ -126,55 +134,116 @@ class Episode:
         }
 
 
+@dataclass
+class _Groups:
+    """One micro-batch sorted by (instance, time), cut per instance: what ``EpisodeTracker`` needs as arrays."""
+
+    keys: list[str]  # instance id per group
+    bounds: np.ndarray  # group g is rows bounds[g]:bounds[g + 1]
+    t: np.ndarray  # int64 ms per row
+    alarm: np.ndarray  # bool per row
+    score: np.ndarray  # float64 per row
+    label: np.ndarray  # int64 per row, -1 = none
+    version: np.ndarray  # model version per row
+    meta: Callable[[int], tuple[str, str, int]]  # group -> (well_id, source, event_class) of its first row
+
+
+def _groups(scored: pd.DataFrame, codes: np.ndarray | None = None, t: np.ndarray | None = None) -> _Groups:
+    """``scored`` sorted by (instance_id, timestamp); ``codes`` (one int per instance) and ``t`` (ms) if known."""
+    if codes is None:
+        codes = pd.factorize(scored["instance_id"], use_na_sentinel=False)[0]
+    bounds = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True])
+    starts = bounds[:-1]
+    keys = [str(k) for k in scored["instance_id"].iloc[starts].tolist()]
+    if "label" in scored.columns:
+        label = scored["label"].astype("Int64").fillna(-1).to_numpy(dtype="int64")
+    else:
+        label = np.full(len(scored), -1, dtype=np.int64)
+    alarm = scored["is_anomaly"].to_numpy()
+    cache: dict[str, list] = {}
+
+    def column(name: str, default: Any) -> list:
+        if name not in cache:
+            cache[name] = (scored[name].iloc[starts].tolist() if name in scored.columns else [default] * len(starts))
+        return cache[name]
+
+    def meta(g: int) -> tuple[str, str, int]:
+        return str(column("well_id", "")[g]), str(column("source", "")[g]), int(column("event_class", -1)[g])
+
+    return _Groups(keys, bounds, ts_ms(scored["timestamp"]) if t is None else t,
+                   alarm if alarm.dtype == bool else alarm.astype(bool),
+                   scored["anomaly_score"].to_numpy(dtype="float64"), label, scored["model_version"].to_numpy(),
+                   meta)
+
+
 class EpisodeTracker:
-    def __init__(self, gap_s: float = 60.0, idle_close_s: float = 120.0, clock: Callable[[], float] = time.time):
+    """Episodes of one shard's instances, and which of them to write when.
+
+    ``touched_frame()`` / ``clear_touched()`` drain the episodes to write at a flush, one row each, with
+    ``own_object``: True -> the episode's own object ``<episode_id>.parquet`` (overwritten by each later
+    version); False -> the flush's batch object (only for an episode that opened and closed on rows since the
+    previous flush: it was never written before and will never change again). An episode still open when a
+    flush ends gets its own object from then on, as does one restored from a checkpoint or closed on wall time
+    (``close_idle``): none of them can ever be in a batch object, so the lake holds every episode once.
+
+    ``write_interval_s`` (default 0: every flush) throttles the re-writes of OPEN episodes: a new open
+    episode is written at the first flush that sees it, later changes at most once per interval (wall clock).
+    A change held back is written at a later flush, by ``maintain`` (``has_due_writes``) once the interval is
+    over, or when the episode closes (closed episodes are always written at the next flush). Until then the
+    lake shows the episode's previous open version. After ``restore`` (a restart or a new lease owner) the
+    restored open episodes are written at the first flush, as the previous owner may have held changes back.
+    """
+
+    def __init__(self, gap_s: float = 60.0, idle_close_s: float = 120.0, clock: Callable[[], float] = time.time,
+                 write_interval_s: float = 0.0):
         self.gap_ms = int(gap_s * 1000)
         self.idle_close_s = idle_close_s
         self.clock = clock
+        self.write_interval_s = float(write_interval_s)
         self.open: dict[str, Episode] = {}
         self.last_seen: dict[str, float] = {}  # wall clock of the last row per instance with an open episode
-        self.touched: dict[str, Episode] = {}  # episode id -> episode changed since the last drain
+        self.touched: dict[str, Episode] = {}  # episode id -> episode changed since it was last written
         self.closed_count = 0
+        self._draining: list[Episode] | None = None
 
     def update(self, scored: pd.DataFrame) -> None:
         """``scored`` sorted by (instance_id, timestamp); columns is_anomaly, anomaly_score, label, ..."""
         if scored.empty:
             return
+        self._update(_groups(scored))
+
+    def _update(self, g: _Groups) -> None:
         now = self.clock()
-        inst = scored["instance_id"].to_numpy()
-        bounds = np.flatnonzero(np.r_[True, inst[1:] != inst[:-1], True])
-        t_all = ts_ms(scored["timestamp"])
-        alarm_all = scored["is_anomaly"].to_numpy().astype(bool)
-        score_all = scored["anomaly_score"].to_numpy(dtype="float64")
-        label_all = scored["label"].astype("Int64").fillna(-1).to_numpy(dtype="int64")
-        version_all = scored["model_version"].to_numpy()
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):  # per instance, not per row
-            key = str(inst[a])
-            t, alarm = t_all[a:b], alarm_all[a:b]
+        gap = self.gap_ms
+        bounds = g.bounds
+        for i, key in enumerate(g.keys):  # per instance, not per row
+            a, b = int(bounds[i]), int(bounds[i + 1])
+            t, alarm = g.t[a:b], g.alarm[a:b]
             ep = self.open.get(key)
             if ep is not None:
                 self.last_seen[key] = now
             if alarm.any():
-                at, sc, lb = t[alarm], score_all[a:b][alarm], label_all[a:b][alarm]
-                vers = version_all[a:b][alarm]
-                cuts = np.flatnonzero(np.diff(at) >= self.gap_ms) + 1
-                for k, (s, e) in enumerate(zip(np.r_[0, cuts], np.r_[cuts, len(at)], strict=True)):
-                    if not (k == 0 and ep is not None and at[0] - ep.last < self.gap_ms):
+                at, sc, lb = t[alarm], g.score[a:b][alarm], g.label[a:b][alarm]
+                vers = g.version[a:b][alarm]
+                cuts = np.flatnonzero(np.diff(at) >= gap) + 1
+                for k, (s, e) in enumerate(zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(at)].tolist(), strict=True)):
+                    if not (k == 0 and ep is not None and at[0] - ep.last < gap):
                         if ep is not None:
                             self._close(ep, now)
-                        row = scored.iloc[a]
-                        ep = Episode(key, str(row.get("well_id", "")), str(row.get("source", "")),
-                                     int(row.get("event_class", -1)), int(at[s]), int(at[s]))
+                        well, source, event_class = g.meta(i)
+                        ep = Episode(key, well, source, event_class, int(at[s]), int(at[s]))
                         self.open[key] = ep
                     ep.add(at[s:e], sc[s:e], lb[s:e], str(vers[e - 1]))
                     self.touched[ep.id] = ep
                 self.last_seen[key] = now
-            if ep is not None and int(t.max()) - ep.last >= self.gap_ms:
+            if ep is not None and int(t.max()) - ep.last >= gap:
                 self._close(ep, now)
                 ep = None
 
-    def _close(self, ep: Episode, now: float) -> None:
+    def _close(self, ep: Episode, now: float, idle: bool = False) -> None:
         ep.closed_at = now
+        if idle:  # wall time, not data: a replay could close it elsewhere, so it never goes to a batch object
+            ep.own_object = True
         self.touched[ep.id] = ep
         if self.open.get(ep.instance_id) is ep:
             del self.open[ep.instance_id]
@@ -186,14 +255,42 @@ class EpisodeTracker:
         now = self.clock()
         idle = [k for k, ep in self.open.items() if now - self.last_seen.get(k, now) >= self.idle_close_s]
         for k in idle:
-            self._close(self.open[k], now)
+            self._close(self.open[k], now, idle=True)
         return len(idle)
 
+    def _due(self, now: float) -> list[Episode]:
+        return [ep for ep in self.touched.values() if ep.closed_at is not None or now >= ep.next_write]
+
+    def has_due_writes(self) -> bool:
+        """True if a held-back open version is due (throttled re-writes only; closed ones go at the next flush)."""
+        if self.write_interval_s <= 0 or not self.touched:
+            return False
+        now = self.clock()
+        return any(ep.closed_at is None and now >= ep.next_write for ep in self.touched.values())
+
     def touched_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([ep.row() for ep in self.touched.values()])
+        """The episodes to write now (one row each, ``own_object`` says where); ``clear_touched`` marks them
+        written. Open episodes whose re-write is held back (``write_interval_s``) are not in it."""
+        eps = self._draining = self._due(self.clock())
+        if not eps:
+            return pd.DataFrame()
+        frame = pd.DataFrame([ep.row() for ep in eps])
+        frame["own_object"] = [ep.own_object or ep.closed_at is None for ep in eps]
+        return frame
 
     def clear_touched(self) -> None:
-        self.touched.clear()
+        """The episodes of the last ``touched_frame`` are written; every episode still open now has its own
+        object from here on (it may have been written as open, or will be)."""
+        now = self.clock()
+        eps = self._draining if self._draining is not None else self._due(now)
+        self._draining = None
+        for ep in eps:
+            if self.touched.get(ep.id) is ep:
+                del self.touched[ep.id]
+            if ep.closed_at is None:
+                ep.next_write = now + self.write_interval_s
+        for ep in self.open.values():
+            ep.own_object = True
 
     def state(self) -> dict:
         return {k: ep.to_state() for k, ep in self.open.items()}
@@ -203,6 +300,11 @@ class EpisodeTracker:
         now = self.clock()
         self.last_seen = {k: now for k in self.open}
         self.touched.clear()
+        self._draining = None
+        for ep in self.open.values():
+            ep.own_object = True  # it was open at the checkpoint: it has (or may have) its own object
+            if self.write_interval_s > 0:  # the previous owner may have held its latest version back
+                self.touched[ep.id] = ep
 
 
 @dataclass
@@ -213,14 +315,28 @@ class ScoreResult:
     model_version: str = ""
 
 
+def _tail_mask(codes: np.ndarray, n: int) -> np.ndarray:
+    """True for the last ``n`` rows of each code (rows in any order; "last" = latest position)."""
+    order = np.argsort(codes, kind="stable")
+    sc = codes[order]
+    starts = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
+    sizes = np.diff(np.r_[starts, len(sc)])
+    pos = np.arange(len(sc)) - np.repeat(starts, sizes)
+    mask = np.empty(len(sc), dtype=bool)
+    mask[order] = pos >= np.repeat(sizes, sizes) - n
+    return mask
+
+
 class ShardScorer:
-    """The scoring state of one shard (instances hash to one shard, so this is per-instance state)."""
+    """The scoring state of one shard (instances hash to one shard, so this is per-instance state).
+
+    ``episode_write_s``: see ``EpisodeTracker.write_interval_s`` (0: every changed episode at every flush)."""
 
     def __init__(self, models: Callable[[], ModelSource | None], gap_s: float = 60.0, idle_close_s: float = 120.0,
-                 tail_rows: int | None = None, clock: Callable[[], float] = time.time):
+                 tail_rows: int | None = None, clock: Callable[[], float] = time.time, episode_write_s: float = 0.0):
         self.models = models
         self.clock = clock
-        self.episodes = EpisodeTracker(gap_s, idle_close_s, clock)
+        self.episodes = EpisodeTracker(gap_s, idle_close_s, clock, write_interval_s=episode_write_s)
         self.watermarks: dict[str, int] = {}  # instance -> last scored timestamp (ms)
         self.seen_wall: dict[str, float] = {}
         self.tails: pd.DataFrame | None = None
@@ -272,58 +388,97 @@ class ShardScorer:
         if rows.empty:
             return
         self.ensure_model()
-        rows = rows.sort_values(["instance_id", "timestamp"], kind="stable")
-        rows = rows[~rows.duplicated(["instance_id", "timestamp"])]
+        rows, codes, _t, dup = self._arrange(rows)
+        if dup.any():
+            rows, codes = rows[~dup], codes[~dup]
         assert self.scorer is not None  # ensure_model set it
         self.scorer.score(rows)
-        self._keep_tails(rows)
+        self._keep_tails(rows, codes)
+
+    @staticmethod
+    def _arrange(rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+        """``rows`` sorted by (instance_id, timestamp) (stable; a copy only if they were not, else ``rows``
+        itself), with per row: instance code (in instance order), timestamp (ms) and "exact (instance,
+        timestamp) repeat of an earlier row" (the first one is kept). No pandas sort, no string comparisons."""
+        codes, uniques = pd.factorize(rows["instance_id"], sort=True)
+        if (codes < 0).any():  # a missing id sorts last, as in sort_values
+            codes = np.where(codes < 0, len(uniques), codes)
+        ts = pd.to_datetime(rows["timestamp"]).to_numpy()
+        exact = ts.view("int64")
+        if len(codes) > 1 and not bool(np.all((codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1])
+                                                                           & (exact[1:] >= exact[:-1])))):
+            order = np.lexsort((exact, codes))
+            rows, codes, ts, exact = rows.take(order), codes[order], ts[order], exact[order]
+        dup = np.zeros(len(codes), dtype=bool)
+        dup[1:] = (codes[1:] == codes[:-1]) & (exact[1:] == exact[:-1])
+        return rows, codes, ts.astype("datetime64[ms]").view("int64"), dup
 
     def score(self, rows: pd.DataFrame) -> ScoreResult:
         ref = self.ensure_model()
         if rows.empty:
             return ScoreResult(rows.assign(anomaly_score=[], is_anomaly=[], threshold=[], model_version=[]),
                                model_version=ref.version)
-        rows = rows.sort_values(["instance_id", "timestamp"], kind="stable")
-        dup = rows.duplicated(["instance_id", "timestamp"], keep="first").to_numpy()
-        t = ts_ms(rows["timestamp"])
-        wm = rows["instance_id"].map(self.watermarks).to_numpy(dtype="float64", na_value=-np.inf)
+        given = rows
+        rows, codes, t, dup = self._arrange(rows)
+        # stale: not newer than the last scored timestamp of its instance (one dict lookup per instance)
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        names = [str(k) for k in rows["instance_id"].iloc[starts].tolist()]
+        marks = np.array([self.watermarks.get(k, -np.inf) for k in names], dtype="float64")
+        wm = np.repeat(marks, np.diff(np.r_[starts, len(codes)]))
         stale = (t <= wm) & ~dup
         keep = ~dup & ~stale
+        n_dup, n_stale = int(dup.sum()), int(stale.sum())
         if not keep.all():
-            rows = rows[keep]
-            t = t[keep]
+            rows, codes, t = rows[keep], codes[keep], t[keep]
+        elif rows is given:
+            rows = rows.copy(deep=False)  # the caller's frame: add columns to a (copy-on-write) copy, not to it
         assert self.scorer is not None  # ensure_model set it
-        out = self.scorer.score(rows) if len(rows) else None
-        if out is None:
-            scored = rows.assign(anomaly_score=pd.Series(dtype="float64"), is_anomaly=pd.Series(dtype="int32"))
+        if len(rows):
+            out = self.scorer.score(rows)
+            rows["anomaly_score"] = out["anomaly_score"].to_numpy()
+            rows["is_anomaly"] = out["is_anomaly"].to_numpy().astype("int32")
         else:
-            scored = rows.assign(anomaly_score=out["anomaly_score"].to_numpy(),
-                                 is_anomaly=out["is_anomaly"].to_numpy().astype("int32"))
-        scored["threshold"] = float(ref.model.threshold)
-        scored["model_version"] = ref.version
-        if len(scored):
-            last = pd.Series(t, index=scored.index).groupby(scored["instance_id"].to_numpy()).max()
-            self.watermarks.update({str(k): int(v) for k, v in last.items()})
+            rows["anomaly_score"] = pd.Series(dtype="float64")
+            rows["is_anomaly"] = pd.Series(dtype="int32")
+        rows["threshold"] = float(ref.model.threshold)
+        rows["model_version"] = ref.version
+        if len(rows):
+            ends = np.flatnonzero(np.r_[codes[1:] != codes[:-1], True])  # last row per instance: its latest time
+            last = t[ends].tolist()
+            keys = [str(k) for k in rows["instance_id"].iloc[ends].tolist()]
+            self.watermarks.update(zip(keys, last, strict=True))
             now = self.clock()
-            for k in last.index:
-                self.seen_wall[str(k)] = now
-            self._keep_tails(rows)
-            self.episodes.update(scored)
-        return ScoreResult(scored, int(dup.sum()), int(stale.sum()), ref.version)
+            self.seen_wall.update(dict.fromkeys(keys, now))
+            self._keep_tails(rows, codes)
+            self.episodes._update(_groups(rows, codes, t))
+        return ScoreResult(rows, n_dup, n_stale, ref.version)
 
-    def _keep_tails(self, rows: pd.DataFrame) -> None:
+    def _keep_tails(self, rows: pd.DataFrame, codes: np.ndarray) -> None:
+        """Keep the last ``tail_rows`` rows per instance (``rows`` sorted by instance, then time; ``codes``)."""
         n = self.tail_rows
         if n <= 0:
             return
+        bounds = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True])
+        starts, stops = bounds[:-1], bounds[1:]
+        firsts = np.maximum(starts, stops - n)
+        take = np.concatenate([np.arange(a, b) for a, b in zip(firsts.tolist(), stops.tolist(), strict=True)])
         cols = [c for c in ("instance_id", "timestamp", *VARIABLE_NAMES) if c in rows.columns]
-        new = rows[cols]
-        both = new if self.tails is None or self.tails.empty else pd.concat([self.tails, new], ignore_index=True)
-        self.tails = both.groupby("instance_id", sort=False).tail(n).reset_index(drop=True)
+        new = rows.iloc[take][cols]
+        if self.tails is None or self.tails.empty:
+            self.tails = new.reset_index(drop=True)
+            return
+        # old rows only of instances with fewer than n new rows
+        full = [str(k) for k in rows["instance_id"].iloc[starts[stops - starts >= n]].tolist()]
+        old = self.tails[~self.tails["instance_id"].isin(full)] if full else self.tails
+        both = pd.concat([old, new], ignore_index=True) if len(old) else new.reset_index(drop=True)
+        if len(old):
+            both = both[_tail_mask(pd.factorize(both["instance_id"], use_na_sentinel=False)[0], n)]
+        self.tails = both.reset_index(drop=True)
 
     # ------------------------------------------------------------------ housekeeping + persistence
 
     def maintain(self) -> bool:
-        """Close idle episodes, forget long-silent instances. True if episodes changed."""
+        """Close idle episodes, forget long-silent instances. True if episodes are to be written."""
         closed = self.episodes.close_idle()
         now = self.clock()
         silent = [k for k, t in self.seen_wall.items() if now - t >= FORGET_AFTER_S]
@@ -333,7 +488,7 @@ class ShardScorer:
                 self.scorer.forget(k)
         if silent and self.tails is not None:
             self.tails = self.tails[~self.tails["instance_id"].isin(silent)]
-        return closed > 0
+        return closed > 0 or self.episodes.has_due_writes()
 
     def state(self) -> dict:
         wm = self.watermarks

@@ -2,8 +2,10 @@
 
 * ``ScoringProcessor`` (``petrostream serve``): decode -> quarantine rejects -> score (one model call per
   micro-batch) -> buffer; ``flush(name)`` writes the scored rows (``SCORED``, ``dt=/well=``), the episodes
-  changed since the last flush (``EVENTS``, one object per episode named by its id, so a later version
-  overwrites the earlier one) and the quarantined records (JSON lines with reason, shard and sequence number).
+  changed since the last flush (``EVENTS``: an episode that was ever open at a flush has its own object named
+  by its id, so a later version overwrites the earlier one; one that opened and closed between two flushes is
+  written once, closed, in the flush's object ``name``; see ``LakeSink.events``) and the quarantined records
+  (JSON lines with reason, shard and sequence number).
 * ``ArchiveProcessor`` (``petrostream archive``): decode -> buffer raw rows -> ``RAW``.
 
 Object names come from the consumer (``<shard>-<first seq>-<last seq>``), so re-writing a batch
@@ -13,6 +15,7 @@ overwrites the same objects.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from inference.metrics import Metrics
 from inference.scoring import ShardScorer
@@ -33,15 +37,25 @@ _RENAME = {v.name: v.column for v in VARIABLES}
 MAX_QUARANTINE_DATA = 256 * 1024  # bytes of payload kept per quarantined record
 
 
+def _floor_ms(col: pd.Series) -> pd.Series | np.ndarray:
+    """Naive datetimes floored to milliseconds (as the lake stores them); anything else via pd.to_datetime."""
+    if pd.api.types.is_datetime64_dtype(col.dtype):
+        return col.to_numpy().astype("datetime64[ms]")
+    return pd.to_datetime(col).dt.floor("ms")
+
+
 def to_lake_frame(rows: pd.DataFrame) -> pd.DataFrame:
-    """Decoded wire rows -> lake column names (``ts``, snake-case sensors, timestamps for sent_at)."""
+    """Decoded wire rows -> lake column names (``ts``, snake-case sensors, timestamps for sent_at), timestamps
+    in milliseconds (the lake stores milliseconds)."""
     df = rows.rename(columns={"timestamp": "ts", **_RENAME})
     if "sent_at" in df.columns:
-        sent = pd.to_numeric(df["sent_at"], errors="coerce")
-        df["sent_at"] = pd.to_datetime((sent.where(sent > 0) * 1000).round(), unit="ms")
-    for col in ("ts", "sent_at", "arrived_at", "scored_at"):
+        sent = pd.to_numeric(df["sent_at"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            ms = np.where(sent > 0, np.round(sent * 1000), np.nan)
+        df["sent_at"] = pd.to_datetime(ms, unit="ms").to_numpy().astype("datetime64[ms]")
+    for col in ("ts", "arrived_at", "scored_at"):
         if col in df.columns:
-            df[col] = pd.to_datetime(df[col]).dt.floor("ms")  # the lake stores milliseconds
+            df[col] = _floor_ms(df[col])
     return df
 
 
@@ -80,21 +94,39 @@ class LakeSink:
     def raw(self, rows: pd.DataFrame, name: str) -> list[str]:
         return lake.write_partitioned(lake.RAW, to_lake_frame(rows), name, self.store)
 
-    def events(self, episodes: pd.DataFrame) -> list[str]:
-        """One object per episode, named by its id (``events/dt=<start day>/well=<well>/<episode_id>.parquet``):
-        a later version (partial, then closed) overwrites the earlier one, so the lake holds each episode
-        once, as readers of the raw table (``anomaly_events``, tests) expect. Same objects as
-        ``lake.write_partitioned`` per episode, but the frame is converted to Arrow once and sliced (the
-        per-object pandas work was most of the cost)."""
+    def events(self, episodes: pd.DataFrame, name: str | None = None) -> list[str]:
+        """Write episodes (``EpisodeTracker.touched_frame``) so that the lake holds each episode once, as readers
+        of the raw table (``anomaly_events``, the dashboard, tests) expect:
+
+        * ``own_object`` True (or no such column): the episode's own object, named by its id
+          (``events/dt=<start day>/well=<well>/<episode_id>.parquet``); a later version (partial, then
+          closed) overwrites the earlier one;
+        * ``own_object`` False (an episode that opened and closed since the previous flush, never written
+          before and final): one object per ``dt=/well=`` partition for all of them, named ``name`` (the
+          flush's ``<shard>-<first seq>-<last seq>``, so a replayed flush overwrites it) or, without a name,
+          by a hash of their ids.
+
+        The frame is converted to Arrow once and sliced per object (no per-object pandas work)."""
         if episodes.empty:
             return []
         episodes = episodes.drop_duplicates("episode_id", keep="last").sort_values("episode_id", kind="stable")
+        keys: list[str] = []
+        own = episodes["own_object"].fillna(True).to_numpy(dtype=bool) if "own_object" in episodes else None
+        if own is not None and not own.all():
+            batch = episodes[~own]
+            if name is None:
+                ids = "|".join(batch["episode_id"].astype(str).tolist())
+                name = "episodes-" + hashlib.sha1(ids.encode()).hexdigest()[:20]
+            keys += lake.write_partitioned(lake.EVENTS, batch, name, self.store)
+            episodes = episodes[own]
+        if episodes.empty:
+            return keys
         table = lake.to_arrow(episodes, lake.EVENTS.schema)
-        dts = pd.to_datetime(episodes[lake.EVENTS.time_column]).dt.strftime("%Y-%m-%d").tolist()
+        days = table.column(lake.EVENTS.time_column).cast(pa.int64()).to_numpy(zero_copy_only=False) // 86_400_000
+        dts = np.array(days, dtype="datetime64[D]").astype(str).tolist()
         wells = episodes["well_id"].astype(str).tolist()
         ids = episodes["episode_id"].astype(str).tolist()
         bucket = lake.EVENTS.bucket(self.store.settings)
-        keys: list[str] = []
         for i, (dt, well, eid) in enumerate(zip(dts, wells, ids, strict=True)):
             key = lake.partition_key(lake.EVENTS, dt, well, eid)
             self.store.put(bucket, key, lake.parquet_bytes(table.slice(i, 1)))
@@ -180,10 +212,12 @@ class ScoringProcessor:
                 if kept:
                     self.buf.frames.append(scored)
                     self.buf.rows += kept
-                    by_source = scored.groupby("source")["is_anomaly"].agg(["size", "sum"])
-                    for src, r in by_source.iterrows():
-                        self.metrics.rows_scored.inc(int(r["size"]), source=str(src))
-                        self.metrics.anomalies.inc(int(r["sum"]), source=str(src))
+                    codes, sources = pd.factorize(scored["source"], use_na_sentinel=False)
+                    sizes = np.bincount(codes, minlength=len(sources))
+                    alarms = np.bincount(codes, weights=scored["is_anomaly"].to_numpy(), minlength=len(sources))
+                    for src, size, alarm in zip(sources.tolist(), sizes.tolist(), alarms.tolist(), strict=True):
+                        self.metrics.rows_scored.inc(int(size), source=str(src))
+                        self.metrics.anomalies.inc(int(alarm), source=str(src))
                 if result.duplicates:
                     self.metrics.rows_dropped.inc(result.duplicates, reason="duplicate")
                 if result.stale:
@@ -203,17 +237,17 @@ class ScoringProcessor:
         df = self.buf.frame()
         if len(df):
             self.sink.scored(df, name)
-        self._write_events()
+        self._write_events(name)
         if self.buf.quarantine:
             self.sink.quarantine(self.buf.quarantine, name, self.buf.quarantine_dt or _arrival_dt({}))
         rows = len(df)
         self.buf = _Buffer()
         return rows
 
-    def _write_events(self) -> None:
+    def _write_events(self, name: str | None = None) -> None:
         episodes = self.scorer.episodes.touched_frame()
         if len(episodes):
-            self.sink.events(episodes)
+            self.sink.events(episodes, name)
             closed = int(episodes["closed_at"].notna().sum())
             if closed:
                 self.metrics.episodes.inc(closed)

@@ -181,3 +181,129 @@ def test_a_batch_the_model_cannot_score_is_quarantined_not_dropped(loaded_model,
     assert [x["sequence_number"] for x in lines] == ["1", "2", "3"]
     assert all("scoring failed: FloatingPointError: detector exploded" in x["reason"] for x in lines)
     assert metrics.quarantined.total() == 3
+
+
+def _flusher(tracker, sink):
+    def flush(name=None):
+        frame = tracker.touched_frame()
+        if len(frame):
+            sink.events(frame, name)
+        tracker.clear_touched()
+
+    return flush
+
+
+def _events(store) -> pd.DataFrame:
+    from petrostream import lake
+
+    return lake.read_table(lake.EVENTS, store).set_index("episode_id")
+
+
+def test_episodes_between_flushes_share_the_flush_object_and_each_episode_is_in_the_lake_once(tmp_path):
+    from inference.sink import LakeSink
+    from petrostream import lake
+
+    store = lake.LakeStore(lake_dir=tmp_path)
+    clock = {"t": 1000.0}
+    tr = EpisodeTracker(gap_s=10, idle_close_s=600, clock=lambda: clock["t"])
+    flush = _flusher(tr, LakeSink(store))
+    # window 1: A (alarms 0-2) opens and closes on rows; B (20-24) is still open at the flush
+    tr.update(_scored("i1", list(range(25)), [1, 1, 1] + [0] * 17 + [1] * 5))
+    a, b = episode_id("i1", 0), episode_id("i1", 20_000)
+    assert tr.touched_frame().set_index("episode_id")["own_object"].to_dict() == {a: False, b: True}
+    flush("shardId-1-1-5")
+    after_first = tr.state()
+    # window 2: B goes on (25-29) and closes; C (45-46) opens and closes
+    window2 = _scored("i1", list(range(25, 60)), [1] * 5 + [0] * 15 + [1, 1] + [0] * 13)
+    tr.update(window2)
+    c = episode_id("i1", 45_000)
+    flush("shardId-1-6-9")
+
+    keys = sorted(k.rsplit("/", 1)[-1] for k in store.list(store.settings.curated_bucket, "events/"))
+    assert keys == sorted([f"{b}.parquet", "shardId-1-1-5.parquet", "shardId-1-6-9.parquet"])
+    ev = _events(store)
+    assert sorted(ev.index) == sorted([a, b, c])  # each episode once
+    assert ev.loc[a, "n_rows"] == 3 and ev.loc[b, "n_rows"] == 10 and ev.loc[c, "n_rows"] == 2
+    assert ev["closed_at"].notna().all()  # B's own object now holds its closed version
+
+    # a crash before the checkpoint: a new owner restores the state of flush 1 and replays window 2 under the
+    # same object name -> the same objects again, still each episode once
+    clock["t"] += 100
+    again = EpisodeTracker(gap_s=10, idle_close_s=600, clock=lambda: clock["t"])
+    again.restore(after_first)
+    again.update(window2)
+    _flusher(again, LakeSink(store))("shardId-1-6-9")
+    assert len(store.list(store.settings.curated_bucket, "events/")) == 3
+    replayed = _events(store)
+    assert sorted(replayed.index) == sorted([a, b, c]) and replayed["n_rows"].sum() == 15
+
+
+def test_episode_closed_on_wall_time_gets_its_own_object(tmp_path):
+    from inference.sink import LakeSink
+    from petrostream import lake
+
+    store = lake.LakeStore(lake_dir=tmp_path)
+    clock = {"t": 1000.0}
+    tr = EpisodeTracker(gap_s=10, idle_close_s=60, clock=lambda: clock["t"])
+    tr.update(_scored("i1", [0, 1], [1, 1]))
+    clock["t"] += 61
+    assert tr.close_idle() == 1
+    _flusher(tr, LakeSink(store))()  # write_state_only: no flush name
+    (key,) = store.list(store.settings.curated_bucket, "events/")
+    assert key.endswith(f"/{episode_id('i1', 0)}.parquet")
+
+
+def test_open_episode_rewrites_are_throttled_and_a_restart_rewrites_them(tmp_path):
+    from inference.sink import LakeSink
+    from petrostream import lake
+
+    store = lake.LakeStore(lake_dir=tmp_path)
+    clock = {"t": 1000.0}
+    scorer = ShardScorer(lambda: None, gap_s=10, idle_close_s=600, clock=lambda: clock["t"], episode_write_s=30)
+    tr = scorer.episodes
+    flush = _flusher(tr, LakeSink(store))
+    ep = episode_id("i1", 0)
+    tr.update(_scored("i1", [0, 1, 2], [1, 1, 1]))
+    flush("f1")  # a new open episode is written at the first flush that sees it
+    assert _events(store).loc[ep, "n_rows"] == 3
+    clock["t"] += 5
+    tr.update(_scored("i1", [3, 4], [1, 1]))
+    flush("f2")  # changed 5 s after its last write: held back, the lake keeps the previous version
+    assert _events(store).loc[ep, "n_rows"] == 3 and not scorer.maintain()
+    clock["t"] += 30
+    assert scorer.maintain()  # the interval is over: housekeeping asks for a write (write_state_only)
+    flush()
+    assert _events(store).loc[ep, "n_rows"] == 5
+    clock["t"] += 1
+    tr.update(_scored("i1", [5, 6], [1, 0]))
+    flush("f3")
+    assert _events(store).loc[ep, "n_rows"] == 5  # held back again
+    state = scorer.state()
+
+    # a restart (or a new lease owner): the restored open episode is written at the first flush, changed or not
+    clock["t"] += 1
+    other = ShardScorer(lambda: None, gap_s=10, idle_close_s=600, clock=lambda: clock["t"], episode_write_s=30)
+    other.restore(state)
+    flush2 = _flusher(other.episodes, LakeSink(store))
+    flush2("f4")
+    assert _events(store).loc[ep, "n_rows"] == 6
+    # closing is never held back
+    clock["t"] += 1
+    other.episodes.update(_scored("i1", [20], [0]))
+    flush2("f5")
+    ev = _events(store)
+    assert list(ev.index) == [ep] and ev.loc[ep, "n_rows"] == 6 and pd.notna(ev.loc[ep, "closed_at"])
+    assert len(store.list(store.settings.curated_bucket, "events/")) == 1
+
+
+def test_unsorted_batch_is_scored_sorted_without_touching_the_input(loaded_model, parts):
+    scorer = ShardScorer(lambda: ModelRef(loaded_model, "1"))
+    batch = _decoded(parts)[0]
+    shuffled = batch.sample(frac=1.0, random_state=1)
+    before = shuffled.copy()
+    res = scorer.score(shuffled)
+    pd.testing.assert_frame_equal(shuffled, before)
+    expected = before.sort_values(["instance_id", "timestamp"], kind="stable")
+    assert list(res.scored.index) == list(expected.index)
+    assert res.duplicates == 0 and res.stale == 0 and len(res.scored) == len(batch)
+    assert {"anomaly_score", "is_anomaly", "threshold", "model_version"} <= set(res.scored.columns)
