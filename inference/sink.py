@@ -153,14 +153,23 @@ class _Buffer:
         return pd.concat(self.frames, ignore_index=True) if self.frames else pd.DataFrame()
 
 
+def _per_row(values: list[str], idx: np.ndarray) -> Any:
+    """One string per record -> one per row (``idx``: record of each row), as an Arrow-backed ``str`` array
+    (no Python string per row; numpy fallback where pandas cannot wrap Arrow arrays)."""
+    taken = pa.array(values, type=pa.large_string()).take(pa.array(idx))
+    try:
+        return pd.array(taken, dtype="str")
+    except (TypeError, ValueError):
+        return np.asarray(values, dtype=object)[idx]
+
+
 def _decode(records: list[dict], shard: str) -> wire.DecodedBatch:
     batch = wire.decode_batch([r.get("Data", b"") for r in records])
     rows = batch.rows
     if len(rows):
-        seqs = np.array([r["SequenceNumber"] for r in records], dtype=object)
         idx = rows["record"].to_numpy()
         rows["shard_id"] = shard
-        rows["sequence_number"] = seqs[idx]
+        rows["sequence_number"] = _per_row([str(r["SequenceNumber"]) for r in records], idx)
         arrivals = [r.get("ApproximateArrivalTimestamp") for r in records]
         arr = pd.to_datetime(pd.Series(arrivals), utc=True).dt.tz_localize(None).to_numpy()
         rows["arrived_at"] = arr[idx]

@@ -181,13 +181,16 @@ def to_arrow(df: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-# Parquet settings for small objects (a few thousand rows: one per partition and flush) written on the hot path.
-# Same logical schema and column types as pyarrow's defaults, smaller objects, about half the CPU:
+# Parquet settings for small objects (a few thousand rows: one per partition and flush; one row for an episode)
+# written on the hot path. Same logical schema and column types as pyarrow's defaults, smaller objects, about
+# half the CPU:
 # * dictionary pages only for columns with few distinct values per object (strings: ids, versions, sequence
 #   numbers; small ints; per-flush timestamps), stored uncompressed (their pages are run-length indices);
-# * zstd for the other columns (sensor values, scores, ts), unless the chunk is all null (a zstd call has a
-#   fixed cost and an all-null chunk is a few bytes of levels);
+# * zstd for the other columns (sensor values, scores, ts) when the chunk holds enough values to gain from it
+#   (a zstd call has a fixed cost; an all-null chunk is a few bytes of levels; a tiny one does not shrink);
+# * no dictionary pages at all in tiny objects (one-row episodes: the dictionary would only add bytes);
 # * min/max statistics for every column but the sensor values (nobody prunes on those).
+_MIN_VALUES = 64
 _COMPRESSION = "zstd"
 _LOW_CARDINALITY = frozenset({"event_class", "label", "is_anomaly", "threshold", "sent_at", "scored_at",
                               "arrived_at"})
@@ -208,10 +211,11 @@ def _layout(schema: pa.Schema) -> tuple[list[str], frozenset[str], list[str]]:
 
 def parquet_bytes(table: pa.Table) -> bytes:
     dictionary, compressed, statistics = _layout(table.schema)
-    compression = {name: (_COMPRESSION if name in compressed and col.null_count < len(col) else "none")
+    compression = {name: (_COMPRESSION if name in compressed and len(col) - col.null_count >= _MIN_VALUES else "none")
                    for name, col in zip(table.column_names, table.columns, strict=True)}
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression=compression, use_dictionary=dictionary, write_statistics=statistics)
+    pq.write_table(table, sink, compression=compression, write_statistics=statistics,
+                   use_dictionary=dictionary if table.num_rows >= _MIN_VALUES else False)
     return sink.getvalue().to_pybytes()
 
 
