@@ -80,16 +80,6 @@ def _n(x: Any, unit: str = "", digits: int = 0) -> str:
     return f"{s} {unit}".strip()
 
 
-def _model_call_row(i: dict[str, Any]) -> dict:
-    call, sk = i["model_call"], i.get("service_path_sklearn_scorer") or {}
-    return _row("... of which the model call: compiled forest vs sklearn score_samples, per core",
-                _n(call["rows_per_cpu_s"], "rows/s"),
-                f"same scores bit for bit: {'yes' if call['same_scores_as_sklearn'] else 'NO'}; the service with "
-                f"sklearn's score_samples instead: {_n(sk.get('rows_per_cpu_s'), 'rows/s')} = "
-                f"{i.get('fraction_of_bare_with_sklearn_scorer')} of the bare model",
-                i.get("model_call_vs_bare"), "", None)
-
-
 def _inference_headline(i: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     if "service_path" in i:
@@ -100,8 +90,6 @@ def _inference_headline(i: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(_row("Inference end to end vs the bare model, per core", _n(sp, "rows/s"),
                          f"bare IsolationForest.score_samples: {_n(i['bare_model']['rows_per_cpu_s'], 'rows/s')}",
                          i.get("fraction_of_bare_model"), ">= 0.5", i.get("met_fraction_of_bare"), times=False))
-        if i.get("model_call"):
-            rows.append(_model_call_row(i))
     for kind, label in (("serve_1x", "1x real time"), ("serve_max", "max speed")):
         s = i.get(kind) or {}
         q = s.get("latency_produced_to_queryable_s")
@@ -267,8 +255,6 @@ def _inference(i: dict | None) -> list[str]:
         return out
     rows = []
     for key, label in (("service_path", "service path (ScoringProcessor + LakeSink)"),
-                       ("service_path_sklearn_scorer", "service path, sklearn's score_samples as the model call"),
-                       ("model_call", "the service's model call alone (compiled forest, features precomputed)"),
                        ("per_record_call", "one model call per Kinesis record (60 rows)"),
                        ("per_reading_call", "one model call per reading (baseline)"),
                        ("bare_model", "bare IsolationForest.score_samples (features precomputed)")):

@@ -114,9 +114,9 @@ def _value_and_missing(v, f0, o, k_value, k_missing, missing_valve, out):
     for i in range(f0, v.shape[0]):
         a = v[i]
         if k_value >= 0:
-            out[o + i - f0, k_value] = missing_valve if math.isnan(a) else a
+            out[k_value, o + i - f0] = missing_valve if math.isnan(a) else a
         if k_missing >= 0:
-            out[o + i - f0, k_missing] = 1.0 if math.isnan(a) else 0.0
+            out[k_missing, o + i - f0] = 1.0 if math.isnan(a) else 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -171,9 +171,9 @@ def _one_window(v, r, p0, f0, o, B, ks, consts, inputs, scratch, out, aux):  # n
             hi, lo, sm, q = max(a_hi, -math.inf), -max(a_lo, -math.inf), a_s + 0.0, a_q + 0.0
         const = hi == lo
         if k_ch >= 0:
-            out[col, k_ch] = 1.0 if (n >= 2 and hi != lo) else 0.0
+            out[k_ch, col] = 1.0 if (n >= 2 and hi != lo) else 0.0
         if k_fr >= 0:
-            out[col, k_fr] = 1.0 if (n >= max(2, B // 2) and const) else 0.0
+            out[k_fr, col] = 1.0 if (n >= max(2, B // 2) and const) else 0.0
         if not stats:
             continue
         inv_n = 1.0 / max(n, 1.0)
@@ -182,13 +182,13 @@ def _one_window(v, r, p0, f0, o, B, ks, consts, inputs, scratch, out, aux):  # n
         std = 0.0 if const else math.sqrt(max(q * inv_n - mean_c * mean_c, 0.0))
         if k_z >= 0:
             if n < 2 or math.isnan(v[i]) or const:
-                out[col, k_z] = 0.0
+                out[k_z, col] = 0.0
             else:
-                out[col, k_z] = min(max((x0[i] - mean_c) / max(std, rel_floor * level), -z_clip), z_clip)
+                out[k_z, col] = min(max((x0[i] - mean_c) / max(std, rel_floor * level), -z_clip), z_clip)
         if k_sr >= 0:
-            aux[col, k_sr] = _clipped_ratio(std / level, n, rel_lo, rel_hi)
+            aux[k_sr, col] = _clipped_ratio(std / level, n, rel_lo, rel_hi)
         if k_rr >= 0:
-            aux[col, k_rr] = _clipped_ratio((hi - lo) / level, n, rel_lo, rel_hi)
+            aux[k_rr, col] = _clipped_ratio((hi - lo) / level, n, rel_lo, rel_hi)
         if k_tr >= 0:
             val = math.nan  # the trend is 0: a half-window without values
             if i >= h:
@@ -197,14 +197,14 @@ def _one_window(v, r, p0, f0, o, B, ks, consts, inputs, scratch, out, aux):  # n
                     m_new = _sum_at(pre_h, suf_h, i, p, phh, h) / max(n_new, 1.0)
                     m_old = _sum_at(pre_h, suf_h, i - h, p - h, phh, h) / max(n_old, 1.0)
                     val = (m_new - m_old) / level
-            aux[col, k_tr] = val
+            aux[k_tr, col] = val
 
 
 @njit(cache=True, nogil=True)
 def window_features(xt, seg_len, pos0, out_from, ref, windows, table, consts, out, aux):
-    """Fill ``out`` (m, F) float32 with the features of the output rows of every segment.
+    """Fill ``out`` (F, m) float32 with the features of the output rows of every segment.
 
-    The transcendental features go to ``aux`` (m, A) float64 instead, as the argument of their function
+    The transcendental features go to ``aux`` (A, m) float64 instead, as the argument of their function
     (NaN where the feature takes its fixed value), so numpy applies log10 / asinh vectorised afterwards:
     a scalar libm call per value would cost more than everything else here.
 
@@ -235,12 +235,3 @@ def window_features(xt, seg_len, pos0, out_from, ref, windows, table, consts, ou
                     _one_window(v, ref[s, j], p0, f0, o, windows[wi], ks, consts, inputs, scratch, out, aux)
         start += L
         o += L - f0
-
-
-@njit(cache=True, nogil=True)
-def scatter_columns(out, vals, cols, nan_value):
-    """out[:, cols[c]] = vals[:, c], NaN -> nan_value (a strided numpy fancy assignment costs more than the math)."""
-    for r in range(vals.shape[0]):
-        for c in range(vals.shape[1]):
-            v = vals[r, c]
-            out[r, cols[c]] = nan_value if math.isnan(v) else v
