@@ -90,7 +90,7 @@ class Episode:
     closed_at: float | None = None  # wall-clock seconds
     # where and when it is written (in memory only, not part of the checkpointed state):
     own_object: bool = field(default=False, compare=False)  # lives in <episode_id>.parquet (see EpisodeTracker)
-    next_write: float = field(default=float("-inf"), compare=False)  # wall clock before which an open version waits
+    next_write: float = field(default=float("-inf"), compare=False)  # wall clock before which an open one waits
 
     @property
     def id(self) -> str:
@@ -176,6 +176,31 @@ def _groups(scored: pd.DataFrame, codes: np.ndarray | None = None, t: np.ndarray
                    meta)
 
 
+def _episode_frame(eps: list[Episode]) -> pd.DataFrame:
+    """``Episode.row()`` of each episode, built column-wise, plus ``own_object``."""
+    def ms(values: list) -> np.ndarray:
+        return np.array(values, dtype="float64").astype("datetime64[ms]")
+
+    labels = [max(ep.labels.items(), key=lambda kv: (kv[1], int(kv[0])))[0] if ep.labels else None for ep in eps]
+    return pd.DataFrame({
+        "episode_id": [ep.id for ep in eps],
+        "instance_id": [ep.instance_id for ep in eps],
+        "well_id": [ep.well_id for ep in eps],
+        "source": [ep.source for ep in eps],
+        "event_class": np.array([int(ep.event_class) for ep in eps], dtype=np.int64),
+        "start_ts": np.array([ep.start for ep in eps], dtype="int64").astype("datetime64[ms]"),
+        "end_ts": np.array([ep.last for ep in eps], dtype="int64").astype("datetime64[ms]"),
+        "duration_s": np.array([(ep.last - ep.start) / 1000.0 for ep in eps], dtype="float64"),
+        "n_rows": np.array([int(ep.n) for ep in eps], dtype=np.int64),
+        "peak_score": np.array([float(ep.peak) for ep in eps], dtype="float64"),
+        "mean_score": np.array([ep.total / ep.n if ep.n else np.nan for ep in eps], dtype="float64"),
+        "model_version": [ep.version for ep in eps],
+        "label": np.array([np.nan if v is None else int(v) for v in labels], dtype="float64"),
+        "closed_at": ms([np.nan if ep.closed_at is None else round(ep.closed_at * 1000) for ep in eps]),
+        "own_object": np.array([ep.own_object or ep.closed_at is None for ep in eps], dtype=bool),
+    })
+
+
 class EpisodeTracker:
     """Episodes of one shard's instances, and which of them to write when.
 
@@ -186,12 +211,15 @@ class EpisodeTracker:
     flush ends gets its own object from then on, as does one restored from a checkpoint or closed on wall time
     (``close_idle``): none of them can ever be in a batch object, so the lake holds every episode once.
 
-    ``write_interval_s`` (default 0: every flush) throttles the re-writes of OPEN episodes: a new open
-    episode is written at the first flush that sees it, later changes at most once per interval (wall clock).
-    A change held back is written at a later flush, by ``maintain`` (``has_due_writes``) once the interval is
-    over, or when the episode closes (closed episodes are always written at the next flush). Until then the
-    lake shows the episode's previous open version. After ``restore`` (a restart or a new lease owner) the
-    restored open episodes are written at the first flush, as the previous owner may have held changes back.
+    ``write_interval_s`` throttles the writes of OPEN episodes (default 0: every flush writes every episode that
+    changed, as readers of the lake have always seen). With an interval, an open episode is written once it
+    has been open that long (wall clock) and then at most once per interval; the lake shows its previous
+    version (or, before the first write, nothing) until then. Closed episodes are never held back (written at
+    the next flush), and ``maintain`` asks for a write (``has_due_writes``) when a held-back version falls
+    due without new records. After ``restore`` (a restart, a new lease owner) the restored open episodes are
+    written at the first flush, as the previous owner may have held their latest version back. What is held
+    back when the process stops is only written by the next owner: the service's graceful stop has no final
+    "write everything" call yet, which is why the default is 0.
     """
 
     def __init__(self, gap_s: float = 60.0, idle_close_s: float = 120.0, clock: Callable[[], float] = time.time,
@@ -231,7 +259,8 @@ class EpisodeTracker:
                         if ep is not None:
                             self._close(ep, now)
                         well, source, event_class = g.meta(i)
-                        ep = Episode(key, well, source, event_class, int(at[s]), int(at[s]))
+                        ep = Episode(key, well, source, event_class, int(at[s]), int(at[s]),
+                                     next_write=now + self.write_interval_s)
                         self.open[key] = ep
                     ep.add(at[s:e], sc[s:e], lb[s:e], str(vers[e - 1]))
                     self.touched[ep.id] = ep
@@ -270,13 +299,11 @@ class EpisodeTracker:
 
     def touched_frame(self) -> pd.DataFrame:
         """The episodes to write now (one row each, ``own_object`` says where); ``clear_touched`` marks them
-        written. Open episodes whose re-write is held back (``write_interval_s``) are not in it."""
+        written. Open episodes whose write is held back (``write_interval_s``) are not in it."""
         eps = self._draining = self._due(self.clock())
         if not eps:
             return pd.DataFrame()
-        frame = pd.DataFrame([ep.row() for ep in eps])
-        frame["own_object"] = [ep.own_object or ep.closed_at is None for ep in eps]
-        return frame
+        return _episode_frame(eps)
 
     def clear_touched(self) -> None:
         """The episodes of the last ``touched_frame`` are written; every episode still open now has its own

@@ -110,25 +110,24 @@ class LakeSink:
         if episodes.empty:
             return []
         episodes = episodes.drop_duplicates("episode_id", keep="last").sort_values("episode_id", kind="stable")
+        table = lake.to_arrow(episodes, lake.EVENTS.schema)
+        wells = episodes["well_id"].astype(str).to_numpy()
+        ids = episodes["episode_id"].astype(str).tolist()
+        bucket = lake.EVENTS.bucket(self.store.settings)
         keys: list[str] = []
         own = episodes["own_object"].fillna(True).to_numpy(dtype=bool) if "own_object" in episodes else None
         if own is not None and not own.all():
-            batch = episodes[~own]
             if name is None:
-                ids = "|".join(batch["episode_id"].astype(str).tolist())
-                name = "episodes-" + hashlib.sha1(ids.encode()).hexdigest()[:20]
-            keys += lake.write_partitioned(lake.EVENTS, batch, name, self.store)
-            episodes = episodes[own]
-        if episodes.empty:
-            return keys
-        table = lake.to_arrow(episodes, lake.EVENTS.schema)
+                name = "episodes-" + hashlib.sha1("|".join(np.asarray(ids)[~own]).encode()).hexdigest()[:20]
+            for dt, well, rows in lake.split_partitions(table.filter(pa.array(~own)), lake.EVENTS.time_column,
+                                                        wells[~own]):
+                key = lake.partition_key(lake.EVENTS, dt, well, name)
+                self.store.put(bucket, key, lake.parquet_bytes(rows))
+                keys.append(key)
         days = table.column(lake.EVENTS.time_column).cast(pa.int64()).to_numpy(zero_copy_only=False) // 86_400_000
         dts = np.array(days, dtype="datetime64[D]").astype(str).tolist()
-        wells = episodes["well_id"].astype(str).tolist()
-        ids = episodes["episode_id"].astype(str).tolist()
-        bucket = lake.EVENTS.bucket(self.store.settings)
-        for i, (dt, well, eid) in enumerate(zip(dts, wells, ids, strict=True)):
-            key = lake.partition_key(lake.EVENTS, dt, well, eid)
+        for i in range(len(ids)) if own is None else np.flatnonzero(own).tolist():
+            key = lake.partition_key(lake.EVENTS, dts[i], str(wells[i]), ids[i])
             self.store.put(bucket, key, lake.parquet_bytes(table.slice(i, 1)))
             keys.append(key)
         return keys

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -226,11 +227,15 @@ def partitions(table: Table, df: pd.DataFrame, well_column: str = "well_id") -> 
 
     Rows of one partition usually come in a few long runs (scored rows are sorted by instance and time), so a
     partition is those runs sliced out of the table (zero-copy) rather than a reordered copy of every column."""
-    arrow = to_arrow(df, table.schema)
+    return split_partitions(to_arrow(df, table.schema), table.time_column, df[well_column])
+
+
+def split_partitions(arrow: pa.Table, time_column: str, well: Any) -> list[tuple[str, str, pa.Table]]:
+    """``partitions`` of a table already in its schema; ``well``: one well per row (not stored in the table)."""
     n = len(arrow)
-    ts = arrow.column(table.time_column)
+    ts = arrow.column(time_column)
     days = np.floor_divide(ts.cast(pa.int64()).fill_null(0).to_numpy(), _DAY_MS)
-    codes, wells = pd.factorize(df[well_column], sort=True)
+    codes, wells = pd.factorize(well, sort=True)
     codes = codes.astype(np.int64)
     if ts.null_count:
         codes[~ts.is_valid().to_numpy(zero_copy_only=False)] = -1

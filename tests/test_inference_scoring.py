@@ -253,47 +253,60 @@ def test_episode_closed_on_wall_time_gets_its_own_object(tmp_path):
     assert key.endswith(f"/{episode_id('i1', 0)}.parquet")
 
 
-def test_open_episode_rewrites_are_throttled_and_a_restart_rewrites_them(tmp_path):
+def test_open_episode_writes_are_throttled_and_a_restart_rewrites_them(tmp_path):
     from inference.sink import LakeSink
     from petrostream import lake
 
     store = lake.LakeStore(lake_dir=tmp_path)
     clock = {"t": 1000.0}
-    scorer = ShardScorer(lambda: None, gap_s=10, idle_close_s=600, clock=lambda: clock["t"], episode_write_s=30)
-    tr = scorer.episodes
+
+    def scorer():
+        return ShardScorer(lambda: None, gap_s=10, idle_close_s=600, clock=lambda: clock["t"], episode_write_s=30)
+
+    def n_rows():
+        ev = _events(store)
+        return None if ev.empty else int(ev.loc[ep, "n_rows"])
+
+    first = scorer()
+    tr = first.episodes
     flush = _flusher(tr, LakeSink(store))
     ep = episode_id("i1", 0)
     tr.update(_scored("i1", [0, 1, 2], [1, 1, 1]))
-    flush("f1")  # a new open episode is written at the first flush that sees it
-    assert _events(store).loc[ep, "n_rows"] == 3
-    clock["t"] += 5
+    flush("f1")
+    assert n_rows() is None  # open for less than the interval: not in the lake yet
+    clock["t"] += 10
     tr.update(_scored("i1", [3, 4], [1, 1]))
-    flush("f2")  # changed 5 s after its last write: held back, the lake keeps the previous version
-    assert _events(store).loc[ep, "n_rows"] == 3 and not scorer.maintain()
-    clock["t"] += 30
-    assert scorer.maintain()  # the interval is over: housekeeping asks for a write (write_state_only)
+    flush("f2")
+    assert n_rows() is None and not first.maintain()
+    clock["t"] += 20  # open for 30 s: housekeeping asks for a write (the service's write_state_only)
+    assert first.maintain()
     flush()
-    assert _events(store).loc[ep, "n_rows"] == 5
+    assert n_rows() == 5
     clock["t"] += 1
     tr.update(_scored("i1", [5, 6], [1, 0]))
     flush("f3")
-    assert _events(store).loc[ep, "n_rows"] == 5  # held back again
-    state = scorer.state()
+    assert n_rows() == 5  # written 1 s ago: the change waits
+    state = first.state()
 
     # a restart (or a new lease owner): the restored open episode is written at the first flush, changed or not
     clock["t"] += 1
-    other = ShardScorer(lambda: None, gap_s=10, idle_close_s=600, clock=lambda: clock["t"], episode_write_s=30)
-    other.restore(state)
-    flush2 = _flusher(other.episodes, LakeSink(store))
+    second = scorer()
+    second.restore(state)
+    flush2 = _flusher(second.episodes, LakeSink(store))
     flush2("f4")
-    assert _events(store).loc[ep, "n_rows"] == 6
-    # closing is never held back
+    assert n_rows() == 6
+    # closing is never held back, and the episode stays in the lake once
     clock["t"] += 1
-    other.episodes.update(_scored("i1", [20], [0]))
+    second.episodes.update(_scored("i1", [20], [0]))
     flush2("f5")
     ev = _events(store)
     assert list(ev.index) == [ep] and ev.loc[ep, "n_rows"] == 6 and pd.notna(ev.loc[ep, "closed_at"])
     assert len(store.list(store.settings.curated_bucket, "events/")) == 1
+    # a short episode that opens and closes between two flushes is written at once (in the flush's object)
+    clock["t"] += 1
+    second.episodes.update(_scored("i1", [40, 41, 60], [1, 1, 0]))
+    flush2("f6")
+    assert episode_id("i1", 40_000) in _events(store).index
 
 
 def test_unsorted_batch_is_scored_sorted_without_touching_the_input(loaded_model, parts):
