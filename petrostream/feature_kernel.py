@@ -75,9 +75,9 @@ def _sum_at(pre, suf, i, p, ph, B):
 
 @njit(cache=True, nogil=True)
 def _clipped_ratio(ratio, n, lo, hi):
-    """The argument of the log of a relative spread (NaN: fewer than 2 values, the feature is LOG_REL_MIN)."""
+    """The argument of the log of a relative spread (fewer than 2 values: lo, whose log10 is LOG_REL_MIN exactly)."""
     if n < 2:
-        return math.nan
+        return lo
     if math.isnan(ratio):
         ratio = 0.0
     elif ratio == math.inf:
@@ -190,7 +190,7 @@ def _one_window(v, r, p0, f0, o, B, ks, consts, inputs, scratch, out, aux):  # n
         if k_rr >= 0:
             aux[k_rr, col] = _clipped_ratio((hi - lo) / level, n, rel_lo, rel_hi)
         if k_tr >= 0:
-            val = math.nan  # the trend is 0: a half-window without values
+            val = 0.0  # a half-window without values: the trend is 0 (asinh(0) = 0)
             if i >= h:
                 n_new, n_old = _count(cnt, i, h), _count(cnt, i - h, h)
                 if n_new > 0 and n_old > 0:
@@ -205,7 +205,8 @@ def window_features(xt, seg_len, pos0, out_from, ref, windows, table, consts, ou
     """Fill ``out`` (F, m) float32 with the features of the output rows of every segment.
 
     The transcendental features go to ``aux`` (A, m) float64 instead, as the argument of their function
-    (NaN where the feature takes its fixed value), so numpy applies log10 / asinh vectorised afterwards:
+    (chosen so that the function gives the fixed value where there is one), so numpy applies log10 / asinh
+    vectorised afterwards:
     a scalar libm call per value would cost more than everything else here.
 
     xt (V, n) float64 raw values (NaN = missing), segments consecutive in n; segment s spans seg_len[s] rows,

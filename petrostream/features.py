@@ -193,15 +193,13 @@ def _features(X: np.ndarray, lengths: np.ndarray, pos0: np.ndarray, out_from: np
                                    np.asarray(config.windows, dtype=np.int64), table, _KERNEL_CONSTS, out, aux)
     S = len(spread_cols)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        if S:  # relative spreads: log10 of the clipped ratio; NaN = fewer than 2 values
-            spread = np.log10(aux[:S])
-            out[spread_cols] = np.where(np.isnan(spread), LOG_REL_MIN, spread)
-        if len(trend_cols):  # trends: asinh of the relative change; NaN = a half-window without values
+        if S:  # relative spreads: log10 of the clipped ratio
+            out[spread_cols] = np.log10(aux[:S], out=aux[:S])
+        if len(trend_cols):  # trends: asinh of the relative change
             trend = aux[S:]
             np.divide(trend, TREND_SCALE, out=trend)
             np.arcsinh(trend, out=trend)
-            np.clip(trend, -TREND_CLIP, TREND_CLIP, out=trend)
-            out[trend_cols] = np.where(np.isnan(trend), 0.0, trend)
+            out[trend_cols] = np.clip(trend, -TREND_CLIP, TREND_CLIP, out=trend)
     return out
 
 
