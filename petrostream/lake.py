@@ -8,7 +8,10 @@ Layout (Hive-style, partition values are strings as Athena sees them)::
     s3://<curated bucket>/quarantine/dt=YYYY-MM-DD/<name>.jsonl            quarantined records
 
 ``<name>`` is deterministic (e.g. ``<shard>-<first seq>-<last seq>``), so writing the same batch
-twice overwrites the same object: at-least-once delivery gives exactly-once rows.
+twice overwrites the same object: at-least-once delivery gives exactly-once rows. Episodes
+(``anomaly_events``) are in an object named by their ``episode_id`` (one that was open at a flush:
+re-written as it changes) or in the flush's ``<shard>-<first seq>-<last seq>`` object (one that opened
+and closed between two flushes); never in both (``inference.sink.LakeSink.events``).
 Partition columns are never stored inside the files.
 """
 
@@ -212,8 +215,12 @@ def _layout(schema: pa.Schema) -> tuple[list[str], frozenset[str], list[str]]:
 
 def parquet_bytes(table: pa.Table) -> bytes:
     dictionary, compressed, statistics = _layout(table.schema)
-    compression = {name: (_COMPRESSION if name in compressed and len(col) - col.null_count >= _MIN_VALUES else "none")
-                   for name, col in zip(table.column_names, table.columns, strict=True)}
+    compression = dict.fromkeys(table.column_names, "none")
+    if table.num_rows >= _MIN_VALUES:
+        for name in compressed:
+            col = table.column(name)
+            if len(col) - col.null_count >= _MIN_VALUES:
+                compression[name] = _COMPRESSION
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression=compression, write_statistics=statistics,
                    use_dictionary=dictionary if table.num_rows >= _MIN_VALUES else False)
