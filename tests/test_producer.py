@@ -17,6 +17,7 @@ import sys
 import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
+from stream_helpers import shard_records
 
 from petrostream.aws import client as aws_client
 from petrostream.dataset import parse_instance_path, read_instance
@@ -81,21 +82,11 @@ class FlakyKinesis:
 
 def read_stream(stream: str) -> pd.DataFrame:
     """Every row in the stream (all shards, from the start), decoded; column ``shard`` and the read order kept."""
-    k = aws_client("kinesis")
     frames = []
-    for sh in k.list_shards(StreamName=stream)["Shards"]:
-        it = k.get_shard_iterator(StreamName=stream, ShardId=sh["ShardId"], ShardIteratorType="TRIM_HORIZON")
-        it = it["ShardIterator"]
-        data = []
-        while True:
-            r = k.get_records(ShardIterator=it, Limit=1000)
-            data += [x["Data"] for x in r["Records"]]
-            if not r["Records"]:
-                break
-            it = r["NextShardIterator"]
+    for shard, data in shard_records(stream).items():
         batch = decode_batch(data)
         assert not batch.rejected
-        frames.append(batch.rows.assign(shard=sh["ShardId"]))
+        frames.append(batch.rows.assign(shard=shard))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -13,6 +13,7 @@ import struct
 import numpy as np
 import pandas as pd
 import pytest
+from stream_helpers import shard_records
 
 from petrostream import wire
 from petrostream.dataset import parse_instance_path, read_instance
@@ -270,7 +271,6 @@ def test_header_cache_does_not_leak_between_records():
 
 
 def test_producer_puts_v2_records_that_decode_to_the_source(fresh_stream, threew_dir):
-    from petrostream.aws import client as aws_client
     from producer.kinesis_writer import MAX_BYTES_PER_RECORD, KinesisWriter
     from producer.replay import replay
 
@@ -286,16 +286,7 @@ def test_producer_puts_v2_records_that_decode_to_the_source(fresh_stream, threew
     big.close()
     assert big.stats.records >= 2 and big.stats.rows == 21_600
 
-    k = aws_client("kinesis")
-    shard = k.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
-    it = k.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-    data: list[bytes] = []
-    while True:
-        r = k.get_records(ShardIterator=it, Limit=1000)
-        data += [x["Data"] for x in r["Records"]]
-        if not r["Records"]:
-            break
-        it = r["NextShardIterator"]
+    data = [d for records in shard_records(stream).values() for d in records]
     assert data and all(d.startswith(MAGIC) for d in data)
     assert max(map(len, data)) <= MAX_BYTES_PER_RECORD
     batch = decode_batch(data)
