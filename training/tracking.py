@@ -154,6 +154,15 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, ax, title: str, path: Path) -> Path:
+    """Title the plot, write it as a PNG and free the figure (every report plot ends so)."""
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_confusion(df: pd.DataFrame, path: Path, title: str) -> Path:
     """Observation-level confusion matrix (labelled rows: normal vs event, alarm vs no alarm)."""
     plt = _plt()
@@ -173,11 +182,7 @@ def plot_confusion(df: pd.DataFrame, path: Path, title: str) -> Path:
                     color="white" if share[i, j] > 0.5 else "black")
     ax.set_xticks([0, 1], ["no alarm", "alarm"])
     ax.set_yticks([0, 1], ["normal (0)", "event"])
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, title, path)
 
 
 def _known(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -202,11 +207,7 @@ def plot_pr(df: pd.DataFrame, threshold: float, path: Path, title: str) -> Path:
         ax.legend(fontsize=8, loc="lower left")
     ax.set_xlabel("recall (event rows)")
     ax.set_ylabel("precision")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, title, path)
 
 
 def plot_roc(df: pd.DataFrame, path: Path, title: str) -> Path:
@@ -223,11 +224,7 @@ def plot_roc(df: pd.DataFrame, path: Path, title: str) -> Path:
         ax.legend(fontsize=8)
     ax.set_xlabel("false-positive rate (normal rows)")
     ax.set_ylabel("recall (event rows)")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, title, path)
 
 
 def plot_delays(report, path: Path, title: str) -> Path:
@@ -240,11 +237,7 @@ def plot_delays(report, path: Path, title: str) -> Path:
     n_ev = int(inst["has_event"].sum()) if len(inst) else 0
     ax.set_xlabel("detection delay after event onset [min]")
     ax.set_ylabel("event instances")
-    ax.set_title(f"{title} ({len(delays)}/{n_ev} detected)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, f"{title} ({len(delays)}/{n_ev} detected)", path)
 
 
 def plot_scores_by_class(df: pd.DataFrame, threshold: float, path: Path, title: str) -> Path:
@@ -264,11 +257,7 @@ def plot_scores_by_class(df: pd.DataFrame, threshold: float, path: Path, title: 
         ax.legend(fontsize=8)
     ax.set_xlabel("label")
     ax.set_ylabel("anomaly score")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, title, path)
 
 
 # ------------------------------------------------------------------------------------------------ model card
