@@ -256,10 +256,15 @@ def _both_engines(monkeypatch, fn):
 
 
 def test_default_engine_is_the_compiled_kernel(monkeypatch):
-    from petrostream import features
+    from petrostream import feature_kernel, features
 
     monkeypatch.delenv("PETROSTREAM_ENGINE", raising=False)
     assert features.compiled_engine()
+    calls = []
+    kernel = feature_kernel.window_features
+    monkeypatch.setattr(feature_kernel, "window_features", lambda *a: calls.append(1) or kernel(*a))
+    feature_matrix(pd.DataFrame({"P-PDG": np.linspace(1e7, 1.01e7, 50)}))
+    assert calls  # the default engine really computes through the kernel
     monkeypatch.setenv("PETROSTREAM_ENGINE", "numpy")
     assert not features.compiled_engine()
     monkeypatch.setenv("PETROSTREAM_ENGINE", "fortran")

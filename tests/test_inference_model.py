@@ -45,3 +45,25 @@ def test_registry_alias_then_manifest(emulator, mlflow_tmp, model_dirs, loaded_m
     cur = holder.current()
     assert cur.source == "s3-manifest" and cur.version == "2" and cur.describe()["metrics"] == {"f1": 0.7}
     assert holder.metrics.model_reloads.total() == 1
+
+
+def test_a_champion_that_cannot_score_is_refused(loaded_model, monkeypatch):
+    """The self-check runs before a loaded champion is installed: a broken one never serves, the old one goes on."""
+    import numpy as np
+
+    from inference.model_loader import LoadedModel
+    from petrostream.model import AnomalyModel
+
+    class BrokenDetector:
+        def score_samples(self, X):
+            return np.full(len(X), np.nan)
+
+    holder = ModelHolder(metrics=Metrics(), poll_s=0, use_mlflow=False)
+    good = LoadedModel(loaded_model, "m", "1", "local", identity="1")
+    holder.set(good)
+    broken = AnomalyModel(loaded_model.feature_config, BrokenDetector(), loaded_model.threshold)
+    monkeypatch.setattr(holder, "_resolve", lambda: LoadedModel(broken, "m", "2", "s3-manifest", identity="2"))
+    assert holder.refresh() is False
+    assert holder.current() is good
+    assert "non-finite" in (holder.last_error or "")
+    assert holder.metrics.model_errors.total() == 1
