@@ -1,7 +1,7 @@
 """Lake writes (via ``petrostream.lake``) and the two shard processors that buffer for them.
 
 * ``ScoringProcessor`` (``petrostream serve``): decode -> quarantine rejects -> score (one model call per
-  micro-batch) -> buffer; ``flush(name)`` writes the scored rows (``SCORED``, ``dt=/well=``), the episodes
+  micro-batch) -> buffer; ``flush(name)`` writes the scored rows (``SCORED``, one object per ``dt=``), the episodes
   changed since the last flush (``EVENTS``: an episode that was ever open at a flush has its own object named
   by its id, so a later version overwrites the earlier one; one that opened and closed between two flushes is
   written once, closed, in the flush's object ``name``; see ``LakeSink.events``) and the quarantined records
@@ -99,10 +99,10 @@ class LakeSink:
         of the raw table (``anomaly_events``, the dashboard, tests) expect:
 
         * ``own_object`` True (or no such column): the episode's own object, named by its id
-          (``events/dt=<start day>/well=<well>/<episode_id>.parquet``); a later version (partial, then
+          (``events/dt=<start day>/<episode_id>.parquet``); a later version (partial, then
           closed) overwrites the earlier one;
         * ``own_object`` False (an episode that opened and closed since the previous flush, never written
-          before and final): one object per ``dt=/well=`` partition for all of them, named ``name`` (the
+          before and final): one object per ``dt=`` partition for all of them, named ``name`` (the
           flush's ``<shard>-<first seq>-<last seq>``, so a replayed flush overwrites it) or, without a name,
           by a hash of their ids.
 
@@ -111,7 +111,6 @@ class LakeSink:
             return []
         episodes = episodes.drop_duplicates("episode_id", keep="last").sort_values("episode_id", kind="stable")
         table = lake.to_arrow(episodes, lake.EVENTS.schema)
-        wells = episodes["well_id"].astype(str).to_numpy()
         ids = episodes["episode_id"].astype(str).tolist()
         bucket = lake.EVENTS.bucket(self.store.settings)
         keys: list[str] = []
@@ -119,15 +118,14 @@ class LakeSink:
         if own is not None and not own.all():
             if name is None:
                 name = "episodes-" + hashlib.sha1("|".join(np.asarray(ids)[~own]).encode()).hexdigest()[:20]
-            for dt, well, rows in lake.split_partitions(table.filter(pa.array(~own)), lake.EVENTS.time_column,
-                                                        wells[~own]):
-                key = lake.partition_key(lake.EVENTS, dt, well, name)
+            for dt, rows in lake.split_days(table.filter(pa.array(~own)), lake.EVENTS.time_column):
+                key = lake.partition_key(lake.EVENTS, dt, name)
                 self.store.put(bucket, key, lake.parquet_bytes(rows))
                 keys.append(key)
         days = table.column(lake.EVENTS.time_column).cast(pa.int64()).to_numpy(zero_copy_only=False) // 86_400_000
         dts = np.array(days, dtype="datetime64[D]").astype(str).tolist()
         for i in range(len(ids)) if own is None else np.flatnonzero(own).tolist():
-            key = lake.partition_key(lake.EVENTS, dts[i], str(wells[i]), ids[i])
+            key = lake.partition_key(lake.EVENTS, dts[i], ids[i])
             self.store.put(bucket, key, lake.parquet_bytes(table.slice(i, 1)))
             keys.append(key)
         return keys

@@ -1,18 +1,23 @@
 """Lake layout and I/O: table schemas, deterministic object keys, Parquet writes to S3 or a folder.
 
-Layout (Hive-style, partition values are strings as Athena sees them)::
+Layout (Hive-style ``dt`` partitions, values are strings as Athena sees them)::
 
-    s3://<raw bucket>/raw/dt=YYYY-MM-DD/well=<well>/<name>.parquet         raw_readings
-    s3://<curated bucket>/scored/dt=YYYY-MM-DD/well=<well>/<name>.parquet  scored_readings
-    s3://<curated bucket>/events/dt=YYYY-MM-DD/well=<well>/<name>.parquet  anomaly_events
-    s3://<curated bucket>/quarantine/dt=YYYY-MM-DD/<name>.jsonl            quarantined records
+    s3://<raw bucket>/raw/dt=YYYY-MM-DD/<name>.parquet         raw_readings
+    s3://<curated bucket>/scored/dt=YYYY-MM-DD/<name>.parquet  scored_readings
+    s3://<curated bucket>/events/dt=YYYY-MM-DD/<name>.parquet  anomaly_events
+    s3://<curated bucket>/quarantine/dt=YYYY-MM-DD/<name>.jsonl  quarantined records
+
+``well`` is a column (the last one of every table), not a partition: a flush writes ONE object per day
+it covers, holding every well of its shard. Partitioning by well as well would write one small object per
+well per flush (with 380 wells and a 10 s flush: ~38 PUTs/s, ~100 M a month, and millions of tiny files
+for Athena to open); a per-well read instead filters the column (dictionary-encoded, so cheap to scan).
 
 ``<name>`` is deterministic (e.g. ``<shard>-<first seq>-<last seq>``), so writing the same batch
 twice overwrites the same object: at-least-once delivery gives exactly-once rows. Episodes
 (``anomaly_events``) are in an object named by their ``episode_id`` (one that was open at a flush:
 re-written as it changes) or in the flush's ``<shard>-<first seq>-<last seq>`` object (one that opened
 and closed between two flushes); never in both (``inference.sink.LakeSink.events``).
-Partition columns are never stored inside the files.
+The partition column ``dt`` is never stored inside the files.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,14 +38,15 @@ from petrostream.schema import VARIABLES
 from petrostream.settings import Settings, get_settings
 
 SENSOR_COLUMNS: tuple[str, ...] = tuple(v.column for v in VARIABLES)
-PARTITION_KEYS: tuple[str, ...] = ("dt", "well")
+PARTITION_KEYS: tuple[str, ...] = ("dt",)
+WELL = ("well", pa.string())  # last column of every table
 _TS = pa.timestamp("ms")
 
 _IDENTITY = [("instance_id", pa.string()), ("source", pa.string()), ("event_class", pa.int32()), ("ts", _TS)]
 _SENSORS = [(c, pa.float64()) for c in SENSOR_COLUMNS]
 _STREAM = [("shard_id", pa.string()), ("sequence_number", pa.string()), ("sent_at", _TS)]
 
-RAW_SCHEMA = pa.schema([*_IDENTITY, *_SENSORS, ("label", pa.int32()), *_STREAM, ("arrived_at", _TS)])
+RAW_SCHEMA = pa.schema([*_IDENTITY, *_SENSORS, ("label", pa.int32()), *_STREAM, ("arrived_at", _TS), WELL])
 SCORED_SCHEMA = pa.schema(
     [
         *_IDENTITY,
@@ -53,6 +58,7 @@ SCORED_SCHEMA = pa.schema(
         ("model_version", pa.string()),
         *_STREAM,
         ("scored_at", _TS),
+        WELL,
     ]
 )
 EVENTS_SCHEMA = pa.schema(
@@ -70,6 +76,7 @@ EVENTS_SCHEMA = pa.schema(
         ("model_version", pa.string()),
         ("label", pa.int32()),
         ("closed_at", _TS),
+        WELL,
     ]
 )
 
@@ -143,8 +150,8 @@ class LakeStore:
         return f"s3://{bucket}/{key}"
 
 
-def partition_key(table: Table, dt: str, well: str, name: str) -> str:
-    return f"{table.prefix}/dt={dt}/well={well}/{name}.parquet"
+def partition_key(table: Table, dt: str, name: str) -> str:
+    return f"{table.prefix}/dt={dt}/{name}.parquet"
 
 
 _DAY_MS = 86_400_000
@@ -177,11 +184,21 @@ def _array(col: pd.Series, field: pa.Field) -> pa.Array:
     return pa.array(col, type=field.type, from_pandas=True)
 
 
-def to_arrow(df: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+def to_arrow(df: pd.DataFrame, schema: pa.Schema, well_column: str = "well_id") -> pa.Table:
     """Conform a frame to a table schema: missing columns become nulls, extra columns are dropped,
-    timestamps are floored to milliseconds (tz-aware ones taken as UTC)."""
+    timestamps are floored to milliseconds (tz-aware ones taken as UTC); ``well`` is taken from
+    ``well_column`` when the frame has no ``well`` (decoded rows and episodes carry ``well_id``)."""
     n = len(df)
-    arrays = [_array(df[f.name], f) if f.name in df.columns else pa.nulls(n, type=f.type) for f in schema]
+
+    def source(name: str) -> str | None:
+        if name in df.columns:
+            return name
+        return well_column if name == "well" and well_column in df.columns else None
+
+    arrays = []
+    for f in schema:
+        col = source(f.name)
+        arrays.append(_array(df[col], f) if col is not None else pa.nulls(n, type=f.type))
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
@@ -227,63 +244,66 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def partitions(table: Table, df: pd.DataFrame, well_column: str = "well_id") -> list[tuple[str, str, pa.Table]]:
-    """``df`` conformed to the table's schema (``to_arrow``, once) and split by ``(dt, well)`` partition:
-    ``[(dt, well, rows)]`` sorted by dt, then well, rows in their order in ``df`` (as a groupby). Rows without
-    a time or a well belong to no partition and are left out.
-
-    Rows of one partition usually come in a few long runs (scored rows are sorted by instance and time), so a
-    partition is those runs sliced out of the table (zero-copy) rather than a reordered copy of every column."""
-    return split_partitions(to_arrow(df, table.schema), table.time_column, df[well_column])
+def partitions(table: Table, df: pd.DataFrame, well_column: str = "well_id") -> list[tuple[str, pa.Table]]:
+    """``df`` conformed to the table's schema (``to_arrow``, once) and split by ``dt`` partition:
+    ``[(dt, rows)]`` sorted by dt, rows in their order in ``df``. Rows without a time belong to no partition
+    and are left out."""
+    return split_days(to_arrow(df, table.schema, well_column), table.time_column)
 
 
-def split_partitions(arrow: pa.Table, time_column: str, well: Any) -> list[tuple[str, str, pa.Table]]:
-    """``partitions`` of a table already in its schema; ``well``: one well per row (not stored in the table)."""
+def split_days(arrow: pa.Table, time_column: str) -> list[tuple[str, pa.Table]]:
+    """``partitions`` of a table already in its schema: ``[(dt, rows)]`` by the day of ``time_column``.
+
+    Rows usually come in a few long runs of one day (a micro-batch spans a few seconds to hours of data), so a
+    day is those runs sliced out of the table (zero-copy) rather than a reordered copy of every column."""
     n = len(arrow)
     ts = arrow.column(time_column)
     days = np.floor_divide(ts.cast(pa.int64()).fill_null(0).to_numpy(), _DAY_MS)
-    codes, wells = pd.factorize(well, sort=True)
-    codes = codes.astype(np.int64)
-    if ts.null_count:
-        codes[~ts.is_valid().to_numpy(zero_copy_only=False)] = -1
-    # runs of consecutive rows with the same (day, well), then the runs ordered by partition (stable sort)
-    cuts = np.flatnonzero((days[1:] != days[:-1]) | (codes[1:] != codes[:-1])) + 1
+    valid = ~ts.is_null().to_numpy(zero_copy_only=False) if ts.null_count else None
+    if n == 0:
+        return []
+    if valid is None and days[0] == days[-1] and bool((days == days[0]).all()):  # the usual case: one day
+        return [(str(np.datetime64(int(days[0]), "D")), arrow)]
+    if valid is not None:
+        days = np.where(valid, days, np.iinfo(np.int64).min)
+    cuts = np.flatnonzero(days[1:] != days[:-1]) + 1
     starts, stops = np.r_[0, cuts], np.r_[cuts, n]
-    keep = codes[starts] >= 0
+    keep = days[starts] != np.iinfo(np.int64).min
     starts, stops = starts[keep], stops[keep]
-    order = np.lexsort((codes[starts], days[starts]))
+    if not len(starts):
+        return []
+    order = np.argsort(days[starts], kind="stable")
     starts, stops = starts[order], stops[order]
-    run_days, run_codes = days[starts], codes[starts]
-    firsts = np.flatnonzero(np.r_[True, (run_days[1:] != run_days[:-1]) | (run_codes[1:] != run_codes[:-1])])
+    run_days = days[starts]
+    firsts = np.flatnonzero(np.r_[True, run_days[1:] != run_days[:-1]])
     if len(starts) > 4 * len(firsts) + 16:
-        # many short runs (rows not grouped at all): one reordering take is cheaper than many slices
+        # many short runs (rows not grouped by day at all): one reordering take is cheaper than many slices
         lengths = stops - starts
         arrow = arrow.take(pa.array(np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(
             int(lengths.sum()))))
         stops = np.cumsum(lengths)
         starts = stops - lengths
     labels = np.array(run_days[firsts], dtype="datetime64[D]").astype(str).tolist()
-    out: list[tuple[str, str, pa.Table]] = []
+    out: list[tuple[str, pa.Table]] = []
     for g, (a, b) in enumerate(zip(firsts.tolist(), np.r_[firsts[1:], len(starts)].tolist(), strict=True)):
         pieces = [arrow.slice(int(x), int(y - x)) for x, y in zip(starts[a:b], stops[a:b], strict=True)]
-        rows = pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces)
-        out.append((labels[g], str(wells[run_codes[a]]), rows))
+        out.append((labels[g], pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces)))
     return out
 
 
 def write_partitioned(
     table: Table, df: pd.DataFrame, name: str, store: LakeStore | None = None, well_column: str = "well_id"
 ) -> list[str]:
-    """Write rows to ``dt=/well=`` partitions, one object per partition named ``name``. Returns keys.
+    """Write rows to ``dt=`` partitions, one object per day named ``name``. Returns keys.
 
-    The frame is converted to Arrow once and sliced per partition (no per-partition pandas work)."""
+    The frame is converted to Arrow once and sliced per day (no per-partition pandas work)."""
     if df.empty:
         return []
     store = store or LakeStore()
     bucket = table.bucket(store.settings)
     keys = []
-    for dt, well, rows in partitions(table, df, well_column):
-        key = partition_key(table, dt, well, name)
+    for dt, rows in partitions(table, df, well_column):
+        key = partition_key(table, dt, name)
         store.put(bucket, key, parquet_bytes(rows))
         keys.append(key)
     return keys

@@ -1,4 +1,4 @@
-"""The lake write path: one Arrow conversion per call, objects per dt=/well= partition, same schema and rows."""
+"""The lake write path: one Arrow conversion per call, one object per dt= partition, same schema and rows."""
 
 from __future__ import annotations
 
@@ -39,23 +39,23 @@ def _read(store: lake.LakeStore, key: str):
     return pq.read_table(io.BytesIO(store.get(store.settings.curated_bucket, key)))
 
 
-def test_objects_hold_their_partition_rows_in_input_order_with_the_table_schema(tmp_path):
+def test_one_object_per_day_holds_every_well_in_input_order_with_the_table_schema(tmp_path):
     store = lake.LakeStore(lake_dir=tmp_path)
     df = _rows()
-    df.loc[df.index[:4], "well_id"] = None  # rows without a well or a time belong to no partition
-    df.loc[df.index[4:6], "ts"] = pd.NaT
+    df.loc[df.index[:4], "well_id"] = None  # a row without a well is kept (well is null), never dropped
+    df.loc[df.index[4:6], "ts"] = pd.NaT  # a row without a time belongs to no partition
     keys = lake.write_partitioned(lake.SCORED, df, "shardId-000000000001-1-9", store)
 
-    ok = df[df["well_id"].notna() & df["ts"].notna()]
+    ok = df[df["ts"].notna()]
     dt = ok["ts"].dt.strftime("%Y-%m-%d")
-    expected = sorted({(d, w) for d, w in zip(dt, ok["well_id"], strict=True)})
-    assert keys == [f"scored/dt={d}/well={w}/shardId-000000000001-1-9.parquet" for d, w in expected]
-    for (d, w), key in zip(expected, keys, strict=True):
+    assert keys == [f"scored/dt={d}/shardId-000000000001-1-9.parquet" for d in ("2021-03-04", "2021-03-05")]
+    for d, key in zip(("2021-03-04", "2021-03-05"), keys, strict=True):
         table = _read(store, key)
-        assert table.schema.equals(lake.SCORED_SCHEMA)  # same columns and types, partition columns not stored
+        assert table.schema.equals(lake.SCORED_SCHEMA)  # same columns and types, the partition column not stored
         got = table.to_pandas()
-        want = ok[(dt == d) & (ok["well_id"] == w)]
+        want = ok[dt == d]
         assert got["instance_id"].tolist() == want["instance_id"].tolist()  # rows in their input order
+        assert got["well"].tolist() == want["well_id"].tolist()  # well is a column: both wells in one object
         assert got["ts"].tolist() == want["ts"].dt.floor("ms").tolist()  # the lake stores milliseconds
         np.testing.assert_array_equal(got["anomaly_score"].to_numpy(), want["anomaly_score"].to_numpy())
         assert got["p_pdg"].isna().tolist() == want["p_pdg"].isna().tolist()
@@ -64,7 +64,14 @@ def test_objects_hold_their_partition_rows_in_input_order_with_the_table_schema(
         assert got["scored_at"].eq(pd.Timestamp("2024-05-06 07:08:09.123")).all()
         assert got["p_mon_ckp"].isna().all()  # a schema column missing from the frame: nulls
     back = lake.read_table(lake.SCORED, store)
-    assert len(back) == len(ok) and set(back["well"]) == {"WELL-1", "WELL-2"}
+    assert len(back) == len(ok) and set(back["well"].dropna()) == {"WELL-1", "WELL-2"}
+    assert sorted(set(back["dt"])) == ["2021-03-04", "2021-03-05"]
+
+
+def test_rows_without_a_time_write_nothing(tmp_path):
+    store = lake.LakeStore(lake_dir=tmp_path)
+    df = _rows(n=5).assign(ts=pd.NaT)
+    assert lake.write_partitioned(lake.SCORED, df, "none", store) == []
 
 
 def test_grouped_and_shuffled_input_give_the_same_objects(tmp_path):

@@ -20,7 +20,6 @@ from petrostream.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 LAKE_SCHEMA_JSON = REPO / "infra" / "lake_schema.json"
 BASE_TABLES = ("raw_readings", "scored_readings", "anomaly_events")
-FLEET_TABLES = ("scored_readings_all", "anomaly_events_all")
 SETTINGS = Settings()
 
 
@@ -78,7 +77,7 @@ def test_rendering_fills_every_placeholder_and_keeps_athenas_own():
     for f, text in rendered():
         assert "--" not in text.splitlines()[0]
         leftovers = set(lake_sql._PLACEHOLDER.findall(text))
-        assert leftovers <= {"dt", "well"}, f.path.name
+        assert leftovers <= {"dt"}, f.path.name
         if leftovers:
             assert f.kind == "table" and "storage.location.template" in text
     with pytest.raises(lake_sql.SqlTemplateError, match="unknown SQL placeholder"):
@@ -89,7 +88,7 @@ def test_names_and_buckets_come_from_settings():
     s = Settings(glue_database="db2", scored_table="sc2", events_table="ev2", curated_bucket="cur2")
     texts = dict(lake_sql.statements(settings=s))
     assert texts["scored_readings"].startswith("CREATE EXTERNAL TABLE IF NOT EXISTS db2.sc2 (")
-    assert "FROM sc2_all" in texts["v_scored"] and "FROM ev2_all" in texts["v_events"]
+    assert texts["v_scored"].endswith("FROM sc2") and texts["v_events"].endswith("FROM ev2")
     assert "LOCATION 's3://cur2/scored/'" in texts["scored_readings"]
 
 
@@ -105,13 +104,12 @@ def test_ddl_columns_equal_lake_py_schema(name):
     assert location(create) == f"s3://{table.bucket(SETTINGS)}/{table.prefix}/"
 
 
-@pytest.mark.parametrize("name", FLEET_TABLES)
-def test_fleet_tables_read_the_same_objects_with_dt_only(name):
-    base = name.removesuffix("_all")
-    create = ddl(name)
-    assert columns_of(create) == columns_of(ddl(base))
-    assert partitions_of(create) == [("dt", "string")]
-    assert location(create) == location(ddl(base))
+def test_well_is_a_column_of_every_table_not_a_partition():
+    for name in BASE_TABLES:
+        create = ddl(name)
+        assert columns_of(create)[-1] == ("well", "string"), name
+        assert partitions_of(create) == [("dt", "string")], name
+    assert not any(f.name.endswith("_all") for f in lake_sql.files())  # no second dt-only table any more
 
 
 def test_ddl_equals_infra_lake_schema_json():
@@ -140,25 +138,18 @@ DT_PROJECTION = {
 }
 
 
-@pytest.mark.parametrize("name", BASE_TABLES)
-def test_base_tables_project_dt_as_date_and_well_as_injected(name):
+@pytest.mark.parametrize("name", [*BASE_TABLES, "quarantine"])
+def test_tables_project_dt_as_date_and_nothing_else(name):
     props = tblproperties(ddl(name))
     assert DT_PROJECTION.items() <= props.items()
     assert props["projection.dt.range"] == f"{lake_sql.PROJECTION_START},NOW"
-    assert props["projection.well.type"] == "injected"
-    prefix = TABLES[name].prefix
-    assert props["storage.location.template"] == (
-        f"s3://{TABLES[name].bucket(SETTINGS)}/{prefix}/dt=${{dt}}/well=${{well}}/"
-    )
-    assert props["classification"] == "parquet"
-
-
-@pytest.mark.parametrize("name", [*FLEET_TABLES, "quarantine"])
-def test_fleet_and_quarantine_tables_project_dt_only(name):
-    props = tblproperties(ddl(name))
-    assert DT_PROJECTION.items() <= props.items()
     assert not any(k.startswith("projection.well") for k in props)
-    assert props["storage.location.template"].endswith("/dt=${dt}/")
+    if name in TABLES:
+        table = TABLES[name]
+        assert props["classification"] == "parquet"
+        assert props["storage.location.template"] == f"s3://{table.bucket(SETTINGS)}/{table.prefix}/dt=${{dt}}/"
+    else:
+        assert props["storage.location.template"].endswith("/dt=${dt}/")
 
 
 def test_projection_range_covers_the_3w_sample(threew_dir):

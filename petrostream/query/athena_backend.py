@@ -48,8 +48,6 @@ def classify_failure(state: str, reason: str, cutoff_bytes: int | None = None) -
         return f"missing table: {text}"
     if "column_not_found" in low or re.search(r"column .* cannot be resolved", low):
         return f"missing column: {text}"
-    if "constraint_violation" in low and "injected" in low:
-        return f"needs a well filter: {text} (query the v_* views for all wells, or add WHERE well = '...')"
     if "syntax_error" in low or "mismatched input" in low or "extraneous input" in low or "cannot parse" in low:
         return f"syntax error: {text}"
     if "function_not_found" in low or re.search(r"function .* not registered", low):

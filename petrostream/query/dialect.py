@@ -107,13 +107,13 @@ def to_duckdb(sql: str, database: str | None = None) -> str:
 
 
 _PATH_PARTITION = re.compile(r"/(\w+)=\(\[\^/\]\+\)/")
-PATH_PARTITION_KEYS = ("dt", "well")
+PATH_PARTITION_KEYS = ("dt",)  # the lake's only path partition (petrostream.lake.PARTITION_KEYS)
 
 
 def _path_partitions_to_columns(tree) -> None:
     """Athena's idiom for a partition value taken from the object path,
-    ``regexp_extract("$path", '/well=([^/]+)/', 1)``, becomes the partition column itself on DuckDB
-    (where the lake tables carry dt/well as columns): same value, no per-row regex."""
+    ``regexp_extract("$path", '/dt=([^/]+)/', 1)``, becomes the partition column itself on DuckDB
+    (where the lake tables carry dt as a column): same value, no per-row regex."""
     from sqlglot import exp
 
     for node in list(tree.find_all(exp.RegexpExtract)):

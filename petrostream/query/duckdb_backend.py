@@ -3,12 +3,10 @@ filesystem, so no DuckDB httpfs extension is needed) or a local folder (``LakeSt
 
 How the Athena SQL runs here:
 - the external tables (``petrostream/sql/0x_*.sql``) become registrations: each lake table is a
-  pyarrow dataset over its Parquet objects with Hive partitions ``dt``/``well`` read as STRINGS
+  pyarrow dataset over its Parquet objects with the Hive partition ``dt`` read as a STRING
   (explicit partitioning schema, as in Athena), registered under the Glue table name. An empty or
   missing table is registered empty with its lake.py schema, so every view works on an empty lake.
-- ``<table>_all`` (Athena's dt-only projection over the same objects) becomes a DuckDB view that
-  re-creates Athena's hidden ``"$path"`` column from the partition values; quarantine JSON lines are
-  read into a one-column table.
+  Quarantine JSON lines are read into a one-column table.
 - the views (``1x_*``/``2x_*``) are the SAME files, rendered and translated by sqlglot (presto -> duckdb).
 
 Freshness: the connection is kept; before a query the lake is re-listed when the last listing is
@@ -188,12 +186,6 @@ class DuckDBBackend(Backend):
 
     def _create_views(self) -> None:
         s = self.settings
-        for name, table in ((s.scored_table, SCORED), (s.events_table, EVENTS)):
-            # Athena reads <table>_all (dt-only projection) and takes well from the hidden "$path"; here
-            # the registration already has well as a column (to_duckdb turns the "$path" idiom into it)
-            # and "$path" is rebuilt for ad-hoc queries that select it (computed only when selected).
-            path = f"'s3://{table.bucket(s)}/{table.prefix}/dt=' || dt || '/well=' || well || '/'"
-            self.con.execute(f'CREATE OR REPLACE VIEW "{name}_all" AS SELECT *, {path} AS "$path" FROM "{name}"')
         for f in lake_sql.view_files():
             text = lake_sql.statement(f, s)
             try:

@@ -1,9 +1,8 @@
 -- raw_readings: Every reading as it arrived from the stream (archive sink), before scoring.
--- Columns mirror petrostream/lake.py and infra/lake_schema.json; partition
--- columns live only in the object path (s3://<bucket>/raw/dt=YYYY-MM-DD/well=<well>/<batch>.parquet).
--- Partition projection: dt is a date projection (no partition registration, no MSCK REPAIR);
--- well is `injected`: Athena REQUIRES a static `WHERE well = '...'` (or IN (...)) on this table,
--- which makes per-well lookups cheap. Fleet-wide views read raw_readings_all instead (dt-only projection).
+-- Columns mirror petrostream/lake.py and infra/lake_schema.json; the partition column dt lives only in
+-- the object path (s3://<bucket>/raw/dt=YYYY-MM-DD/<batch>.parquet); well is a column (one object
+-- per flush holds every well of a shard: no small object per well). dt is a date projection (no partition
+-- registration, no MSCK REPAIR): filter on dt to prune, on well to select wells.
 CREATE EXTERNAL TABLE IF NOT EXISTS ${database}.${raw_table} (
   instance_id     string,
   source          string,
@@ -40,9 +39,10 @@ CREATE EXTERNAL TABLE IF NOT EXISTS ${database}.${raw_table} (
   shard_id        string,
   sequence_number string,
   sent_at         timestamp,
-  arrived_at      timestamp
+  arrived_at      timestamp,
+  well            string
 )
-PARTITIONED BY (dt string, well string)
+PARTITIONED BY (dt string)
 STORED AS PARQUET
 LOCATION 's3://${raw_bucket}/raw/'
 TBLPROPERTIES (
@@ -53,6 +53,5 @@ TBLPROPERTIES (
   'projection.dt.range' = '${projection_start},NOW',
   'projection.dt.interval' = '1',
   'projection.dt.interval.unit' = 'DAYS',
-  'projection.well.type' = 'injected',
-  'storage.location.template' = 's3://${raw_bucket}/raw/dt=${dt}/well=${well}/'
+  'storage.location.template' = 's3://${raw_bucket}/raw/dt=${dt}/'
 )

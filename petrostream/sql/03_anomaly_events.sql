@@ -1,9 +1,8 @@
 -- anomaly_events: One row per closed anomaly episode (consecutive anomalous rows of one instance); dt is the start day.
--- Columns mirror petrostream/lake.py and infra/lake_schema.json; partition
--- columns live only in the object path (s3://<bucket>/events/dt=YYYY-MM-DD/well=<well>/<batch>.parquet).
--- Partition projection: dt is a date projection (no partition registration, no MSCK REPAIR);
--- well is `injected`: Athena REQUIRES a static `WHERE well = '...'` (or IN (...)) on this table,
--- which makes per-well lookups cheap. Fleet-wide views read anomaly_events_all instead (dt-only projection).
+-- Columns mirror petrostream/lake.py and infra/lake_schema.json; the partition column dt lives only in
+-- the object path (s3://<bucket>/events/dt=YYYY-MM-DD/<batch>.parquet); well is a column (one object
+-- per flush holds every well of a shard: no small object per well). dt is a date projection (no partition
+-- registration, no MSCK REPAIR): filter on dt to prune, on well to select wells.
 CREATE EXTERNAL TABLE IF NOT EXISTS ${database}.${events_table} (
   episode_id    string,
   instance_id   string,
@@ -17,9 +16,10 @@ CREATE EXTERNAL TABLE IF NOT EXISTS ${database}.${events_table} (
   mean_score    double,
   model_version string,
   label         int,
-  closed_at     timestamp
+  closed_at     timestamp,
+  well          string
 )
-PARTITIONED BY (dt string, well string)
+PARTITIONED BY (dt string)
 STORED AS PARQUET
 LOCATION 's3://${curated_bucket}/events/'
 TBLPROPERTIES (
@@ -30,6 +30,5 @@ TBLPROPERTIES (
   'projection.dt.range' = '${projection_start},NOW',
   'projection.dt.interval' = '1',
   'projection.dt.interval.unit' = 'DAYS',
-  'projection.well.type' = 'injected',
-  'storage.location.template' = 's3://${curated_bucket}/events/dt=${dt}/well=${well}/'
+  'storage.location.template' = 's3://${curated_bucket}/events/dt=${dt}/'
 )

@@ -1,7 +1,6 @@
--- v_scored: every scored reading of every well (the fleet-wide face of scored_readings).
--- Same columns as `SELECT * FROM scored_readings` (schema columns, then dt, well); well comes from
--- the object path because scored_readings_all projects only dt (see 04_scored_readings_all.sql).
--- Per-well lookups are cheaper on scored_readings itself: WHERE well = 'WELL-00001' AND dt >= '...'.
+-- v_scored: every scored reading of every well, the face the views and BI tools read.
+-- Same rows as scored_readings with the partition column dt and the column well at the end (dt, well), so
+-- readers do not depend on the physical layout. Filter on dt to prune objects, on well to select wells.
 CREATE OR REPLACE VIEW v_scored AS
 SELECT
   instance_id,
@@ -45,5 +44,5 @@ SELECT
   sent_at,
   scored_at,
   dt,
-  regexp_extract("$path", '/well=([^/]+)/', 1) AS well
-FROM ${scored_table}_all
+  well
+FROM ${scored_table}

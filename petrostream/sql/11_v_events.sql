@@ -15,5 +15,5 @@ SELECT
   label,
   closed_at,
   dt,
-  regexp_extract("$path", '/well=([^/]+)/', 1) AS well
-FROM ${events_table}_all
+  well
+FROM ${events_table}

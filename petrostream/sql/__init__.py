@@ -7,7 +7,7 @@ Athena, translated with sqlglot for DuckDB). Placeholders ``${name}`` are render
     ${database} ${raw_bucket} ${curated_bucket} ${raw_table} ${scored_table} ${events_table}
     ${projection_start} ${stale_minutes} ${max_gap_seconds}
 
-``${dt}`` and ``${well}`` are NOT placeholders: they belong to Athena's ``storage.location.template``.
+``${dt}`` is NOT a placeholder: it belongs to Athena's ``storage.location.template``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ SQL_DIR = Path(__file__).resolve().parent
 PROJECTION_START = "2010-01-01"  # first projected dt: 3W real instances start in 2012-2013
 STALE_MINUTES = 10  # v_well_status: stale when the last reading is this much older than the lake's latest
 MAX_GAP_SECONDS = 60  # v_model_performance: longest gap between readings still counted as operation time
-ATHENA_TEMPLATE_VARS = frozenset({"dt", "well"})  # left alone: Athena fills them itself
+ATHENA_TEMPLATE_VARS = frozenset({"dt"})  # left alone: Athena fills them itself
 
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 _CREATE = re.compile(
@@ -36,7 +36,7 @@ _CREATE = re.compile(
 class SqlFile:
     path: Path
     kind: str  # "table" | "view"
-    name: str  # logical object name (file stem without the order prefix), e.g. "scored_readings_all"
+    name: str  # logical object name (file stem without the order prefix), e.g. "scored_readings"
 
     @property
     def text(self) -> str:
@@ -90,7 +90,7 @@ def params(settings: Settings | None = None, **overrides: object) -> dict[str, s
 
 
 def render(text: str, values: dict[str, str]) -> str:
-    """Fill ``${name}`` placeholders; unknown names fail loudly (``${dt}``/``${well}`` stay for Athena)."""
+    """Fill ``${name}`` placeholders; unknown names fail loudly (``${dt}`` stays for Athena)."""
 
     def sub(m: re.Match) -> str:
         key = m.group(1)
