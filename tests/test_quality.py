@@ -147,6 +147,7 @@ def _scored_frame(n: int = 30) -> pd.DataFrame:
     df["threshold"] = 0.3
     df["is_anomaly"] = (df["anomaly_score"] > df["threshold"]).astype("int32")
     df["model_version"] = "7"
+    df["well"] = "WELL-00001"
     return df
 
 
@@ -158,6 +159,7 @@ def test_scored_suite():
     bad.loc[2, "is_anomaly"] = 2
     bad.loc[3, "model_version"] = None
     bad.loc[4, "ts"] = pd.NaT
+    bad.loc[5, "well"] = None
     bad = bad.drop(columns=["threshold"])
     res = quality.validate_frame(bad, suite="scored")
     assert not res.success
@@ -168,6 +170,7 @@ def test_scored_suite():
         "expect_column_values_to_be_in_set(is_anomaly)",
         "expect_column_values_to_not_be_null(model_version)",
         "expect_column_values_to_not_be_null(ts)",
+        "expect_column_values_to_not_be_null(well)",
     }
 
 
