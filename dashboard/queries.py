@@ -226,7 +226,7 @@ def anomalies_sql(wells: Sequence[str] | None = None, classes: Sequence[int] | N
         conds.append(f"start_ts <= {ts_lit(end)}")
         conds.append(f"dt <= {day_lit(end)}")
     where = f"WHERE {' AND '.join(conds)}\n" if conds else ""
-    # anomaly_events needs a static well filter on Athena (injected projection); v_events is fleet-wide
+    # the same objects either way: the base table for chosen wells, the fleet-wide view otherwise
     table = "anomaly_events" if wells else "v_events"
     cols = ", ".join(EPISODE_COLUMNS)
     return f"SELECT {cols}\nFROM {table}\n{where}ORDER BY start_ts DESC\nLIMIT {int(limit)}"
