@@ -43,6 +43,10 @@ def serve(
     shard_sync_s: float = typer.Option(30.0, "--shard-sync-s", help="List shards (resharding) every S s."),
     gap_s: float = typer.Option(60.0, "--gap-s", help="Alarms closer than this (data time) are one episode."),
     episode_idle_s: float = typer.Option(120.0, "--episode-idle-s", help="Close episodes of silent instances."),
+    episode_write_s: float = typer.Option(
+        None, "--episode-write-s",
+        help="Re-write an open episode at most every S s (default: --flush-s; 0: at every flush). Closed ones are "
+             "never held back; a graceful stop writes what is held back."),
     shutdown_s: float = typer.Option(90.0, "--shutdown-s", help="Graceful stop budget (Spot notice is 120 s)."),
     max_leases: int = typer.Option(0, "--max-leases", help="Hold at most N shards (0: the fair share)."),
     host: str = typer.Option(None, help="API host (default: settings api_host)."),
@@ -56,6 +60,8 @@ def serve(
                    shard_sync_s, shutdown_s)
     opts.api, opts.host, opts.port = not no_api, host, port
     opts.model_poll_s, opts.gap_s, opts.episode_idle_s = model_poll_s, gap_s, episode_idle_s
+    opts.episode_write_s = episode_write_s
+    opts.episode_write_interval()  # validated before anything starts
     opts.max_leases = max(0, max_leases)
     raise typer.Exit(Service(opts).run())
 

@@ -15,6 +15,9 @@
   successor that finds ``pending`` re-reads exactly that range and re-writes the same objects, so
   at-least-once reads become exactly-once rows.
 * Child shards (split/merge) become eligible only when all their parents are at ``SHARD_END``.
+* A graceful end of a shard worker (stop, handoff, shard end) is: final flush -> ``drain`` (the processor
+  writes what it held back, e.g. throttled open-episode versions) -> release / hand over / ``SHARD_END``.
+  Only when the final flush left nothing buffered: then what is drained is the checkpointed state.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ class Processor(Protocol):
     def write_state_only(self) -> None: ...  # persist side objects (episodes) without new records
     def state(self) -> dict | None: ...
     def warm_rows_target(self) -> int: ...
+    # optional: drain(fence) -> int, on a graceful end after the final flush: write what was held back
+    # (ScoringProcessor: throttled open-episode versions); ``fence`` first (raises LeaseLost if not ours)
 
 
 @dataclass
@@ -491,10 +496,12 @@ class ShardWorker(threading.Thread):
             raise LeaseLost(self.lease.key)
         if self._stop_req.is_set():
             self._flush()
+            self._drain()
             self._release()
             return True
         if self.handoff_to:
             self._flush()
+            self._drain()
             self.released = True
             if self.table.transfer(self.lease, self.handoff_to):
                 self.metrics.lease_events.inc(consumer=self.cfg.consumer, event="handed_over")
@@ -526,6 +533,7 @@ class ShardWorker(threading.Thread):
 
     def _finish_shard(self) -> None:
         self._flush()
+        self._drain()
         self.table.checkpoint(self.lease, SHARD_END, self.proc.state())
         self.released = True
         self.table.release(self.lease)
@@ -607,6 +615,30 @@ class ShardWorker(threading.Thread):
         self.proc.write_state_only()
         if self.lease.checkpoint not in (TRIM_HORIZON, SHARD_END):
             self.table.checkpoint(self.lease, self.lease.checkpoint, self.proc.state(), self.lease.warm_from)
+
+    def _drain(self) -> None:
+        """Graceful end, after the final flush and before the lease goes: the processor writes what it held back
+        (open-episode versions throttled by ``EpisodeTracker.write_interval_s``), so the lake shows the state
+        just checkpointed. Not when rows are still buffered (a pending range left to the next owner): those
+        versions are ahead of the checkpoint; the next owner restores the checkpointed open episodes and
+        writes them at its first flush. Conditional on still holding the lease (checked before writing); a
+        failed write is only logged, for the same reason nothing is lost."""
+        drain = getattr(self.proc, "drain", None)
+        if drain is None or self._first is not None or self._replay_until is not None:
+            return
+        if self.lost:
+            raise LeaseLost(self.lease.key)
+        try:
+            n = drain(lambda: self.table.renew(self.lease))
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            self.metrics.flush_errors.inc(consumer=self.cfg.consumer)
+            log.warning("final write of held-back episodes failed (the next owner writes them)",
+                        extra={"shard": self.lease.shard, "error": str(exc)})
+            return
+        if n:
+            log.info("held-back episodes written", extra={"shard": self.lease.shard, "episodes": n})
 
     def _warm_from(self) -> str | None:
         target = self.proc.warm_rows_target()

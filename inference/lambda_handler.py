@@ -16,6 +16,14 @@ Malformed records (``PETROSTREAM_LAMBDA_BAD_RECORDS``):
 
 Any other failure (model, lake) reports the first record of the batch, so Lambda retries the whole
 batch (the deterministic object names make the retry overwrite, not duplicate).
+
+Episodes: every invocation is a flush, and by default (``PETROSTREAM_LAMBDA_EPISODE_WRITE_S`` = 0) it
+writes every episode that changed, open ones included. A value > 0 re-writes an open episode at most that
+often (``EpisodeTracker.write_interval_s``); a held-back version is written by a later invocation of the
+same container once due, or when the episode closes. There is no final drain: Lambda gives a function no
+notice before it freezes or recycles a container, and draining at the end of every invocation would undo
+the throttle. A recycled container therefore leaves the last held-back version of an open episode unwritten,
+as it already leaves that episode open (the Lambda keeps episode state only in the container).
 """
 
 from __future__ import annotations
@@ -39,10 +47,33 @@ def _state() -> dict[str, Any]:
         from inference.sink import LakeSink
 
         poll = float(os.environ.get("PETROSTREAM_LAMBDA_MODEL_POLL_S", "300"))
+        episode_write_s = _episode_write_s()
         metrics = Metrics()
         _STATE.update(holder=ModelHolder(poll_s=poll, metrics=metrics, use_mlflow=False), sink=LakeSink(),
-                      metrics=metrics, scorers={})
+                      metrics=metrics, scorers={}, episode_write_s=episode_write_s)
     return _STATE
+
+
+def _episode_write_s() -> float:
+    """``PETROSTREAM_LAMBDA_EPISODE_WRITE_S`` (default 0: every invocation writes every changed episode)."""
+    import math
+
+    from petrostream.errors import UserError
+
+    raw = os.environ.get("PETROSTREAM_LAMBDA_EPISODE_WRITE_S", "").strip() or "0"
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value >= 0):
+        raise UserError(f"PETROSTREAM_LAMBDA_EPISODE_WRITE_S must be a number >= 0 (0: every invocation), got {raw!r}")
+    return value
+
+
+def _new_scorer(st: dict[str, Any]):
+    from inference.scoring import ShardScorer
+
+    return ShardScorer(st["holder"].current, episode_write_s=st["episode_write_s"])
 
 
 def reset() -> None:
@@ -75,7 +106,6 @@ def _failures(seqs: list[str]) -> dict:
 
 
 def handler(event: dict, context: Any = None) -> dict:
-    from inference.scoring import ShardScorer
     from inference.sink import ScoringProcessor
     from petrostream import wire
 
@@ -105,7 +135,7 @@ def handler(event: dict, context: Any = None) -> dict:
             if not take:
                 continue
             scorers = st["scorers"]
-            scorer = scorers.get(shard) or ShardScorer(holder.current)
+            scorer = scorers.get(shard) or _new_scorer(st)
             scorers[shard] = scorer
             proc = ScoringProcessor(shard, scorer, st["sink"], st["metrics"])
             proc.consumer = "lambda"
@@ -140,10 +170,9 @@ def _today() -> str:
 
 
 def _write_prefix(st: dict, shard: str, prefix: list[dict]) -> None:
-    from inference.scoring import ShardScorer
     from inference.sink import ScoringProcessor
 
-    scorer = ShardScorer(st["holder"].current)
+    scorer = _new_scorer(st)
     st["scorers"][shard] = scorer
     proc = ScoringProcessor(shard, scorer, st["sink"], st["metrics"])
     proc.consumer = "lambda"

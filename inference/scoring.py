@@ -211,15 +211,17 @@ class EpisodeTracker:
     flush ends gets its own object from then on, as does one restored from a checkpoint or closed on wall time
     (``close_idle``): none of them can ever be in a batch object, so the lake holds every episode once.
 
-    ``write_interval_s`` throttles the writes of OPEN episodes (default 0: every flush writes every episode that
-    changed, as readers of the lake have always seen). With an interval, an open episode is written once it
-    has been open that long (wall clock) and then at most once per interval; the lake shows its previous
-    version (or, before the first write, nothing) until then. Closed episodes are never held back (written at
-    the next flush), and ``maintain`` asks for a write (``has_due_writes``) when a held-back version falls
-    due without new records. After ``restore`` (a restart, a new lease owner) the restored open episodes are
-    written at the first flush, as the previous owner may have held their latest version back. What is held
-    back when the process stops is only written by the next owner: the service's graceful stop has no final
-    "write everything" call yet, which is why the default is 0.
+    ``write_interval_s`` throttles the writes of OPEN episodes (constructor default 0: every flush writes every
+    episode that changed; the service passes its flush interval, ``petrostream serve --episode-write-s``). With
+    an interval, an open episode is written once it has been open that long (wall clock) and then at most once
+    per interval; the lake shows its previous version (or, before the first write, nothing) until then. Closed
+    episodes are never held back (written at the next flush), and ``maintain`` asks for a write
+    (``has_due_writes``) when a held-back version falls due without new records. A graceful stop (lease
+    released or handed over, shard end, service shutdown) writes everything held back after its final flush:
+    ``touched_frame(drain=True)`` (``ScoringProcessor.drain``); the versions written then are those of the
+    state just checkpointed, as no row was scored since. After ``restore`` (a restart, a new lease owner) the
+    restored open episodes are written at the first flush, as a previous owner that crashed may have held
+    their latest version back.
     """
 
     def __init__(self, gap_s: float = 60.0, idle_close_s: float = 120.0, clock: Callable[[], float] = time.time,
@@ -297,10 +299,15 @@ class EpisodeTracker:
         now = self.clock()
         return any(ep.closed_at is None and now >= ep.next_write for ep in self.touched.values())
 
-    def touched_frame(self) -> pd.DataFrame:
+    def unwritten(self) -> int:
+        """Episodes changed since they were last written (held back, or not flushed yet)."""
+        return len(self.touched)
+
+    def touched_frame(self, drain: bool = False) -> pd.DataFrame:
         """The episodes to write now (one row each, ``own_object`` says where); ``clear_touched`` marks them
-        written. Open episodes whose write is held back (``write_interval_s``) are not in it."""
-        eps = self._draining = self._due(self.clock())
+        written. Open episodes whose write is held back (``write_interval_s``) are not in it, unless ``drain``
+        (a graceful stop: every changed episode, held back or not)."""
+        eps = self._draining = list(self.touched.values()) if drain else self._due(self.clock())
         if not eps:
             return pd.DataFrame()
         return _episode_frame(eps)

@@ -1,13 +1,15 @@
 """The inference process: model holder + Kinesis consumer threads + HTTP API, with a graceful stop.
 
 SIGTERM (ECS stop, Fargate Spot interruption) or SIGINT: stop reading, flush every shard's buffer,
-checkpoint, release the leases (other workers take them at once), stop the API, exit 0 — all within
-``shutdown_s`` (default 90 s, inside the 120 s stopTimeout / Spot notice).
+checkpoint, write the open-episode versions held back by ``--episode-write-s``, release the leases (other
+workers take them at once), stop the API, exit 0 — all within ``shutdown_s`` (default 90 s, inside the
+120 s stopTimeout / Spot notice). ``--exit-when-idle`` ends the same way.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 import time
@@ -43,8 +45,16 @@ class ServeOptions:
     shard_sync_s: float = 30.0
     gap_s: float = 60.0
     episode_idle_s: float = 120.0
+    episode_write_s: float | None = None  # re-write an open episode at most every S s; None: flush_s; 0: every flush
     shutdown_s: float = 90.0
     max_leases: int = 0
+
+    def episode_write_interval(self) -> float:
+        """``episode_write_s`` (default: the flush interval), validated: a finite number >= 0."""
+        value = self.flush_s if self.episode_write_s is None else self.episode_write_s
+        if not (math.isfinite(value) and value >= 0):
+            raise UserError(f"--episode-write-s must be a number >= 0 (0: at every flush), got {value}")
+        return float(value)
 
 
 class Service:
@@ -106,6 +116,7 @@ class Service:
         from inference.sink import ArchiveProcessor, LakeSink, ScoringProcessor
 
         o = self.opts
+        episode_write_s = o.episode_write_interval()
         self._check_lease_table()
         sink = LakeSink()
         cfg = ConsumerConfig(
@@ -121,7 +132,8 @@ class Service:
         holder = self.holder = ModelHolder(self.settings, poll_s=o.model_poll_s, metrics=self.metrics)
 
         def factory(shard: str) -> ScoringProcessor:
-            scorer = ShardScorer(holder.current, gap_s=o.gap_s, idle_close_s=o.episode_idle_s)
+            scorer = ShardScorer(holder.current, gap_s=o.gap_s, idle_close_s=o.episode_idle_s,
+                                 episode_write_s=episode_write_s)
             return ScoringProcessor(shard, scorer, sink, self.metrics)
 
         self.consumer = Consumer(cfg, factory, self.metrics, self.settings,

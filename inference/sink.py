@@ -250,20 +250,31 @@ class ScoringProcessor:
         self.buf = _Buffer()
         return rows
 
-    def _write_events(self, name: str | None = None) -> None:
-        episodes = self.scorer.episodes.touched_frame()
+    def _write_events(self, name: str | None = None, drain: bool = False) -> int:
+        episodes = self.scorer.episodes.touched_frame(drain=drain)
         if len(episodes):
             self.sink.events(episodes, name)
             closed = int(episodes["closed_at"].notna().sum())
             if closed:
                 self.metrics.episodes.inc(closed)
         self.scorer.episodes.clear_touched()
+        return len(episodes)
 
     def maintain(self) -> bool:
         return self.scorer.maintain()
 
     def write_state_only(self) -> None:
         self._write_events()
+
+    def drain(self, fence: Callable[[], object] | None = None) -> int:
+        """Graceful stop, after the final flush (nothing buffered): write every episode version still unwritten,
+        the open ones held back by ``EpisodeTracker.write_interval_s`` included. ``fence`` runs first, only if
+        there is something to write (the consumer checks it still holds the lease). Returns episodes written."""
+        if self.buf.rows or not self.scorer.episodes.unwritten():
+            return 0
+        if fence is not None:
+            fence()
+        return self._write_events(drain=True)
 
     def state(self) -> dict | None:
         return self.scorer.state()
