@@ -125,9 +125,14 @@ variable "stream_retention_hours" {
 }
 
 variable "firehose_buffer_mb" {
-  description = "Firehose buffer size in MB (>= 64 with Parquet conversion and dynamic partitioning)."
+  description = "Firehose buffer size in MB (64-128: Parquet record format conversion needs >= 64)."
   type        = number
   default     = 128
+
+  validation {
+    condition     = var.firehose_buffer_mb >= 64 && var.firehose_buffer_mb <= 128
+    error_message = "firehose_buffer_mb must be 64-128 (Firehose requires >= 64 MB with Parquet conversion)."
+  }
 }
 
 variable "firehose_buffer_seconds" {

@@ -241,7 +241,14 @@ def test_firehose_converts_to_parquet_with_date_partitions(parsed):
     assert fh["destination"] == "extended_s3"
     assert "aws_kinesis_stream.ingest.arn" in one(fh["kinesis_source_configuration"])["kinesis_stream_arn"]
     s3 = one(fh["extended_s3_configuration"])
-    assert "dt=!{timestamp:yyyy-MM-dd}" in s3["prefix"] and "well=" in s3["prefix"]
+    # dt only: one object per flush for every well (well is a column, filled from the record via Glue)
+    assert s3["prefix"] == "${var.raw_prefix}dt=!{timestamp:yyyy-MM-dd}/"
+    assert "well" not in s3["error_output_prefix"]
+    # nothing left of the per-well dynamic partitioning (it only existed to put well= in the key)
+    assert "dynamic_partitioning_configuration" not in s3
+    assert "processing_configuration" not in s3
+    streaming_text = "\n".join(p.read_text() for p in TF_FILES if "modules/streaming" in str(p))
+    assert "partitionKeyFromQuery" not in streaming_text and "MetadataExtraction" not in streaming_text
     conv = one(s3["data_format_conversion_configuration"])
     assert conv["enabled"] is True
     serializer = one(one(conv["output_format_configuration"])["serializer"])
@@ -250,6 +257,10 @@ def test_firehose_converts_to_parquet_with_date_partitions(parsed):
     assert schema["database_name"] == "${var.glue_database}" and schema["table_name"] == "${var.raw_table}"
     assert s3["buffering_size"] == "${var.firehose_buffer_mb}"
     assert root_default(parsed, "firehose_buffer_mb") >= 64  # required with Parquet conversion
+    for where in ("variables.tf", "modules/streaming/variables.tf"):
+        var = variables(parsed, where)["firehose_buffer_mb"]
+        assert 64 <= var["default"] <= 128, where
+        assert "var.firehose_buffer_mb >= 64" in one(var["validation"])["condition"], where
 
 
 # ------------------------------------------------------------------ catalog and lake schema
@@ -270,6 +281,7 @@ EXPECTED_SCHEMA = {
         ("sequence_number", "string"),
         ("sent_at", "timestamp"),
         ("arrived_at", "timestamp"),
+        ("well", "string"),
     ],
     "scored_readings": HEAD
     + SENSOR_COLS
@@ -283,6 +295,7 @@ EXPECTED_SCHEMA = {
         ("sequence_number", "string"),
         ("sent_at", "timestamp"),
         ("scored_at", "timestamp"),
+        ("well", "string"),
     ],
     "anomaly_events": [
         ("episode_id", "string"),
@@ -298,6 +311,7 @@ EXPECTED_SCHEMA = {
         ("model_version", "string"),
         ("label", "int"),
         ("closed_at", "timestamp"),
+        ("well", "string"),
     ],
 }
 
@@ -308,11 +322,15 @@ def lake_schema() -> dict[str, Any]:
 
 
 def test_lake_schema_matches_the_spec(lake_schema):
-    assert [tuple(c) for c in lake_schema["partition_keys"]] == [("dt", "string"), ("well", "string")]
+    # dt is the only partition; well is an ordinary string column, the last one of every table
+    assert [tuple(c) for c in lake_schema["partition_keys"]] == [("dt", "string")]
     tables = lake_schema["tables"]
     assert set(tables) == set(EXPECTED_SCHEMA)
+    assert not any(name.endswith("_all") for name in tables)  # base tables serve fleet-wide queries
     for name, cols in EXPECTED_SCHEMA.items():
         assert [tuple(c) for c in tables[name]["columns"]] == cols, name
+        assert tuple(tables[name]["columns"][-1]) == ("well", "string"), name
+        assert [c[0] for c in tables[name]["columns"]].count("well") == 1, name
     s = Settings(_env_file=None)
     assert {s.raw_table, s.scored_table, s.events_table} == set(tables)
     assert (tables["raw_readings"]["bucket"], tables["raw_readings"]["prefix"]) == ("raw", "raw/")
@@ -341,8 +359,18 @@ def test_glue_tables_read_the_single_schema_source(parsed):
     assert params["projection.enabled"] == "true"
     assert params["projection.dt.type"] == "date"
     assert params["projection.dt.format"] == "yyyy-MM-dd"
-    assert params["projection.well.type"] == "injected"
-    assert "dt=$${dt}/well=$${well}/" in params["storage.location.template"]
+    # dt-only layout: no well projection, the template ends at the dt partition
+    assert [k for k in params if k.startswith("projection.") and not k.startswith("projection.dt.")] == [
+        "projection.enabled"
+    ]
+    assert params["storage.location.template"] == (
+        "s3://${var.bucket_names[each.value.bucket]}/${each.value.prefix}dt=$${dt}/"
+    )
+    assert "well" not in params["storage.location.template"]
+    # no separate fleet-wide (_all) tables: the base tables are the only Glue tables
+    assert set(resources(parsed, "aws_glue_catalog_table")) == {"this"}
+    for path in TF_FILES:
+        assert not re.search(r"\w_all\b", path.read_text()), path
     sd = one(table["storage_descriptor"])
     assert sd["input_format"].endswith("MapredParquetInputFormat")
     assert sd["output_format"].endswith("MapredParquetOutputFormat")

@@ -3,6 +3,11 @@ resource "aws_glue_catalog_database" "this" {
   description = "PetroStream lake: 3W sensor readings, scores and anomaly events."
 }
 
+# One table per lake_schema.json entry, partitioned by dt only (projected, no crawler / MSCK):
+# s3://<bucket>/<prefix>dt=YYYY-MM-DD/. `well` is an ordinary string column (the last one) inside
+# the Parquet files, so a flush writes one object holding every well instead of one small object per
+# well. Per-well queries filter on the column (Parquet min/max statistics let Athena skip row groups);
+# the same tables serve fleet-wide queries.
 resource "aws_glue_catalog_table" "this" {
   for_each = local.tables
 
@@ -20,8 +25,7 @@ resource "aws_glue_catalog_table" "this" {
     "projection.dt.range"         = "${var.projection_range_start},NOW"
     "projection.dt.interval"      = "1"
     "projection.dt.interval.unit" = "DAYS"
-    "projection.well.type"        = "injected"
-    "storage.location.template"   = "s3://${var.bucket_names[each.value.bucket]}/${each.value.prefix}dt=$${dt}/well=$${well}/"
+    "storage.location.template"   = "s3://${var.bucket_names[each.value.bucket]}/${each.value.prefix}dt=$${dt}/"
     "has_encrypted_data"          = "false"
   }
 

@@ -133,31 +133,13 @@ resource "aws_kinesis_firehose_delivery_stream" "raw" {
     role_arn   = aws_iam_role.firehose.arn
     bucket_arn = var.raw_bucket_arn
 
-    # Hive-style partitions matching the Glue projection: dt (arrival date) and well (from the record).
-    prefix              = "${var.raw_prefix}dt=!{timestamp:yyyy-MM-dd}/well=!{partitionKeyFromQuery:well}/"
+    # Hive-style dt partition (arrival date) matching the Glue projection; no dynamic partitioning.
+    # Each record's `well` field lands in the `well` column through the Glue schema below, so one
+    # object per flush holds every well (instead of one small object per well).
+    prefix              = "${var.raw_prefix}dt=!{timestamp:yyyy-MM-dd}/"
     error_output_prefix = "firehose-errors/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/"
     buffering_size      = var.firehose_buffer_mb
     buffering_interval  = var.firehose_buffer_seconds
-
-    dynamic_partitioning_configuration {
-      enabled = true
-    }
-
-    processing_configuration {
-      enabled = true
-
-      processors {
-        type = "MetadataExtraction"
-        parameters {
-          parameter_name  = "JsonParsingEngine"
-          parameter_value = "JQ-1.6"
-        }
-        parameters {
-          parameter_name  = "MetadataExtractionQuery"
-          parameter_value = "{well: (.well // \"unknown\")}"
-        }
-      }
-    }
 
     data_format_conversion_configuration {
       enabled = true

@@ -62,9 +62,14 @@ variable "lease_table_name" {
 }
 
 variable "firehose_buffer_mb" {
-  description = "Firehose buffer size (MB)."
+  description = "Firehose buffer size (MB); 64-128 because the delivery converts records to Parquet."
   type        = number
   default     = 128
+
+  validation {
+    condition     = var.firehose_buffer_mb >= 64 && var.firehose_buffer_mb <= 128
+    error_message = "firehose_buffer_mb must be 64-128 (Firehose requires >= 64 MB with Parquet conversion)."
+  }
 }
 
 variable "firehose_buffer_seconds" {
