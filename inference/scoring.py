@@ -213,8 +213,8 @@ class EpisodeTracker:
 
     ``write_interval_s`` throttles the writes of OPEN episodes (constructor default 0: every flush writes every
     episode that changed; the service passes its flush interval, ``petrostream serve --episode-write-s``). With
-    an interval, an open episode is written once it has been open that long (wall clock) and then at most once
-    per interval; the lake shows its previous version (or, before the first write, nothing) until then. Closed
+    an interval, a new episode is written at the next flush (an alarm is never held back) and its later open
+    versions at most once per interval (wall clock); the lake shows the previous version until then. Closed
     episodes are never held back (written at the next flush), and ``maintain`` asks for a write
     (``has_due_writes``) when a held-back version falls due without new records. A graceful stop (lease
     released or handed over, shard end, service shutdown) writes everything held back after its final flush:
@@ -261,8 +261,8 @@ class EpisodeTracker:
                         if ep is not None:
                             self._close(ep, now)
                         well, source, event_class = g.meta(i)
-                        ep = Episode(key, well, source, event_class, int(at[s]), int(at[s]),
-                                     next_write=now + self.write_interval_s)
+                        # a new alarm is news: its first version goes out at the next flush, unthrottled
+                        ep = Episode(key, well, source, event_class, int(at[s]), int(at[s]))
                         self.open[key] = ep
                     ep.add(at[s:e], sc[s:e], lb[s:e], str(vers[e - 1]))
                     self.touched[ep.id] = ep
