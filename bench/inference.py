@@ -58,6 +58,13 @@ def _batches(records: list[dict], size: int = GET_RECORDS_LIMIT):
         yield i, records[i : i + size]
 
 
+def _episode_write_s() -> float:
+    """The service's default open-episode re-write interval (``petrostream serve``: the flush interval)."""
+    from inference.service import ServeOptions
+
+    return ServeOptions(stream="bench").episode_write_interval()
+
+
 def _service_path(model, records: list[dict], store) -> tuple[int, Any]:
     """The service's per-shard code path: ScoringProcessor.process per GetRecords batch, flush after each
     (at max speed a batch holds ~60k rows, far above the 5,000-row flush threshold)."""
@@ -66,7 +73,8 @@ def _service_path(model, records: list[dict], store) -> tuple[int, Any]:
     from inference.sink import LakeSink, ScoringProcessor
 
     ref = ModelRef(model, "1")
-    proc = ScoringProcessor(SHARD, ShardScorer(lambda: ref), LakeSink(store), Metrics())
+    proc = ScoringProcessor(SHARD, ShardScorer(lambda: ref, episode_write_s=_episode_write_s()), LakeSink(store),
+                            Metrics())
     rows = 0
     with measure() as m:
         for _, batch in _batches(records):
@@ -84,7 +92,7 @@ def _stages(model, records: list[dict], store) -> dict[str, float]:
     from petrostream.features import StreamingFeatures
 
     ref = ModelRef(model, "1")
-    scorer = ShardScorer(lambda: ref)
+    scorer = ShardScorer(lambda: ref, episode_write_s=_episode_write_s())
     sink = LakeSink(store)
     feats = StreamingFeatures(model.feature_config)
     cpu = {"decode": 0.0, "features": 0.0, "model": 0.0, "scorer_total": 0.0, "write_scored": 0.0,
