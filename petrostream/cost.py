@@ -51,7 +51,9 @@ class CostConfig:
     alb_lcu: float = 1.0
     # Data and queries
     lake_gb: float = 20.0  # average Parquet stored over the month (S3 Standard, all buckets)
-    s3_puts_per_month: int = 100_000
+    # one scored object per shard flush (2 shards, 10 s: ~520k) + episodes + Firehose raw objects; the lake is
+    # partitioned by day only, so this does not grow with the number of wells (lake.py)
+    s3_puts_per_month: int = 700_000
     athena_tb_per_month: float = 0.05
     # Optional Lambda inference path
     lambda_enabled: bool = False
