@@ -89,6 +89,7 @@ class _Obs:
     counter: int
     owner: str | None
     since: float
+    renewing: bool = False  # this owner was seen renewing (a change after our first look): alive
 
 
 class Consumer:
@@ -299,7 +300,8 @@ class Consumer:
         for lease in leases:
             prev = self._observed.get(lease.key)
             if prev is None or prev.counter != lease.counter or prev.owner != lease.owner:
-                self._observed[lease.key] = _Obs(lease.counter, lease.owner, now)
+                renewing = prev is not None and prev.owner == lease.owner and prev.counter != lease.counter
+                self._observed[lease.key] = _Obs(lease.counter, lease.owner, now, renewing)
 
     def _expired(self, lease: Lease) -> bool:
         if not lease.owner:
@@ -308,9 +310,13 @@ class Consumer:
         return obs is not None and time.monotonic() - obs.since >= self.cfg.lease_s
 
     def _stale(self, lease: Lease) -> bool:
-        """Owner is not renewing (not yet expired): probably dead."""
+        """Owner is not renewing (not yet expired): probably dead. Until an owner has been seen renewing once, it
+        counts as stale too, so that a worker that just started does not take "nobody renewing yet" for "all
+        leases are alive" (``--exit-when-idle`` would then stop before taking a dead worker's leases)."""
         obs = self._observed.get(lease.key)
-        return obs is not None and time.monotonic() - obs.since >= 2.5 * self.cfg.renew_s
+        if obs is None:
+            return False
+        return not obs.renewing or time.monotonic() - obs.since >= 2.5 * self.cfg.renew_s
 
     def _balance(self, take: bool = True) -> None:
         leases = self.table.list()

@@ -235,3 +235,23 @@ def test_corrupt_champion_is_refused_and_old_one_keeps_serving(fresh_stream, cha
     assert holder.current().version == "1"
     assert "sha256" in (holder.last_error or "") or "size" in (holder.last_error or "")
     assert model_store.read_manifest(champion)["version"] == "2"
+
+
+def test_a_new_worker_counts_a_lease_nobody_is_seen_renewing_as_unworked(fresh_stream):
+    """``--exit-when-idle`` stops only when no eligible lease is left unworked. A worker that has just started
+    must count a lease owned by a worker it has not yet seen renew (maybe dead: SIGKILL) as unworked, not as
+    alive, or a slow start makes it exit before it ever takes the dead worker's leases."""
+    from inference.consumer import Consumer, ConsumerConfig
+
+    stream = fresh_stream(1)
+    ghost = LeaseTable(stream, "ghost")
+    ghost.create("shardId-000000000000", [])
+    (lease,) = ghost.list()
+    lease = ghost.take(lease)
+    assert lease is not None
+    consumer = Consumer(ConsumerConfig(stream=stream, worker_id="late", lease_s=30.0), lambda shard: None, Metrics())
+    consumer._balance(take=False)
+    assert consumer.suspects == 1  # owned, but never seen renewing: not known to be alive
+    lease = ghost.renew(lease)
+    consumer._balance(take=False)
+    assert consumer.suspects == 0  # seen renewing: alive, its shard is worked on
