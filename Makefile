@@ -64,6 +64,9 @@ export: setup ## Export the champion model to the models bucket
 mlflow-ui: setup ## MLflow UI on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
 
+compact: setup ## Compact quiet lake days into large objects sorted by well (petrostream compact)
+	$(PS) compact
+
 serve: setup ## Run the inference service (consumer + HTTP API on :8080)
 	$(PS) serve
 

@@ -21,6 +21,7 @@ CORE_COMMAND_MODULES = (
     "petrostream.cli_local",
     "petrostream.cli_data",
     "petrostream.cli_query",
+    "petrostream.cli_lake",
     "petrostream.cli_infra",
     "petrostream.cli_demo",
 )

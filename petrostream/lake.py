@@ -22,6 +22,7 @@ The partition column ``dt`` is never stored inside the files.
 
 from __future__ import annotations
 
+import builtins
 import io
 import json
 from collections.abc import Iterable
@@ -100,6 +101,13 @@ TABLES: dict[str, Table] = {t.name: t for t in (RAW, SCORED, EVENTS)}
 QUARANTINE_PREFIX = "quarantine"
 
 
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    mtime: float  # seconds since the epoch (S3 LastModified)
+
+
 class LakeStore:
     """Where lake objects live: S3 (emulator or AWS) or, with ``lake_dir``, a local folder laid out
     as ``<lake_dir>/<bucket>/<key>``. Same keys either way."""
@@ -143,6 +151,33 @@ class LakeStore:
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             found.extend(obj["Key"] for obj in page.get("Contents", []))
         return found
+
+    def list_objects(self, bucket: str, prefix: str = "") -> builtins.list[ObjectInfo]:  # `list`: a method here
+        """``list`` with sizes and modification times."""
+        if self.lake_dir is not None:
+            root = Path(self.lake_dir) / bucket
+            out = []
+            for key in self.list(bucket, prefix):
+                st = (root / key).stat()
+                out.append(ObjectInfo(key, st.st_size, st.st_mtime))
+            return out
+        found: builtins.list[ObjectInfo] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            found.extend(ObjectInfo(o["Key"], int(o["Size"]), o["LastModified"].timestamp())
+                         for o in page.get("Contents", []))
+        return found
+
+    def delete(self, bucket: str, keys: builtins.list[str]) -> None:
+        if self.lake_dir is not None:
+            for key in keys:
+                (Path(self.lake_dir) / bucket / key).unlink(missing_ok=True)
+            return
+        for i in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
+            resp = self.s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]],
+                                                                 "Quiet": True})
+            if resp.get("Errors"):
+                err = resp["Errors"][0]
+                raise OSError(f"s3://{bucket}/{err.get('Key')}: delete failed: {err.get('Code')} {err.get('Message')}")
 
     def uri(self, bucket: str, key: str = "") -> str:
         if self.lake_dir is not None:
@@ -230,7 +265,7 @@ def _layout(schema: pa.Schema) -> tuple[list[str], frozenset[str], list[str]]:
     return dictionary, compressed, [f.name for f in schema if f.name not in _NO_STATISTICS]
 
 
-def parquet_bytes(table: pa.Table) -> bytes:
+def parquet_bytes(table: pa.Table, row_group_size: int | None = None) -> bytes:
     dictionary, compressed, statistics = _layout(table.schema)
     compression = dict.fromkeys(table.column_names, "none")
     if table.num_rows >= _MIN_VALUES:
@@ -239,7 +274,7 @@ def parquet_bytes(table: pa.Table) -> bytes:
             if len(col) - col.null_count >= _MIN_VALUES:
                 compression[name] = _COMPRESSION
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression=compression, write_statistics=statistics,
+    pq.write_table(table, sink, compression=compression, write_statistics=statistics, row_group_size=row_group_size,
                    use_dictionary=dictionary if table.num_rows >= _MIN_VALUES else False)
     return sink.getvalue().to_pybytes()
 
