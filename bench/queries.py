@@ -6,6 +6,7 @@ best of N runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -328,6 +329,53 @@ def _best(fn, repeats: int) -> tuple[float, Any, list[float]]:
     return min(times), out, times
 
 
+AFTER_COMPACTION = ("available_variables", "well_history", "well_status", "overview", "avg_pressure_per_well")
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, pd.DataFrame) and isinstance(b, pd.DataFrame):
+        if list(a.columns) != list(b.columns) or len(a) != len(b):
+            return False
+        cols = list(a.columns)
+        x = a.sort_values(cols).reset_index(drop=True) if cols else a
+        y = b.sort_values(cols).reset_index(drop=True) if cols else b
+        try:
+            pd.testing.assert_frame_equal(x, y, check_dtype=False, rtol=1e-9)
+        except AssertionError:
+            return False
+        return True
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if dataclasses.is_dataclass(a) and dataclasses.is_dataclass(b):
+        return all(_same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9) or (math.isnan(a) and math.isnan(b))
+    return bool(a == b)
+
+
+def _compacted(lake_dir: Path, settings, backend, duck_q: dict, outs: dict, results: dict,
+               repeats: int) -> dict[str, Any]:
+    """``petrostream compact`` on the same lake, then the per-well and fleet-wide queries again."""
+    from petrostream import compaction, lake
+
+    store = lake.LakeStore(settings, lake_dir=lake_dir)
+    before = len(store.list(lake.SCORED.bucket(settings), f"{lake.SCORED.prefix}/"))
+    t0 = time.perf_counter()
+    days = compaction.compact(lake.SCORED, store, quiet_s=0)
+    took = time.perf_counter() - t0
+    after = len(store.list(lake.SCORED.bucket(settings), f"{lake.SCORED.prefix}/"))
+    backend.refresh(force=True)
+    say("queries", f"compacted scored_readings: {before} -> {after} objects in {took:.1f} s")
+    out: dict[str, Any] = {"objects_before": before, "objects_after": after, "compact_s": rnd(took),
+                           "rows": sum(d.rows for d in days), "queries": {}}
+    for name in AFTER_COMPACTION:
+        best, got, _ = _best(duck_q[name], repeats)
+        was = results[name]["duckdb_s"]
+        out["queries"][name] = {"duckdb_s": rnd(best), "before_s": was, "same_result": _same(outs[name], got)}
+        say("queries", f"after compaction {name:24s} duckdb {best:.3f} s (before {was:.3f} s)")
+    return out
+
+
 def run(ctx: Context) -> dict[str, Any]:
     from dashboard import queries as Q
     from petrostream import sql as lake_sql
@@ -374,8 +422,10 @@ def run(ctx: Context) -> dict[str, Any]:
         "well_history": pd_well_history, "model_performance": pd_model_performance, "well_status": pd_well_status,
     }
     results: dict[str, Any] = {}
+    outs: dict[str, Any] = {}
     for name, fn in duck_q.items():
         best, out, times = _best(fn, z.query_repeats)
+        outs[name] = out
         entry: dict[str, Any] = {"duckdb_s": rnd(best), "duckdb_runs_s": [rnd(t) for t in times]}
         if name in pandas_q:
             pbest, pout, ptimes = _best(lambda name=name: pandas_q[name](pl, **kw), z.pandas_repeats)
@@ -391,6 +441,7 @@ def run(ctx: Context) -> dict[str, Any]:
     ref["duckdb_native_read_parquet_s"] = rnd(nbest)
     ref["native_same_result"] = _check("avg_pressure_per_well", nout, pd_avg_pressure(pl))
     say("queries", f"reference: DuckDB read_parquet directly (no views) for avg_pressure_per_well {nbest:.3f} s")
+    compacted = _compacted(lake_dir, settings, backend, duck_q, outs, results, z.query_repeats)
     speedups = [e["speedup_vs_pandas"] for e in results.values() if e.get("speedup_vs_pandas")]
     geo = float(np.exp(np.mean(np.log(speedups)))) if speedups else None
     return {
@@ -398,6 +449,7 @@ def run(ctx: Context) -> dict[str, Any]:
         "lake": {**facts, "dir": "temporary local-folder lake (LakeStore(lake_dir=...))"},
         "duckdb_first_query_s": rnd(first),
         "queries": results,
+        "compaction": compacted,
         "pandas_compared": len(speedups),
         "geomean_speedup_vs_pandas": rnd(geo, 2),
         "all_results_match": all(e.get("same_result", True) for e in results.values()),

@@ -359,6 +359,15 @@ def _queries(q: dict | None) -> list[str]:
                     "query layer."]
     out += ["", f"Geometric mean speed-up over the {q.get('pandas_compared')} queries with a pandas twin: "
                 f"{q.get('geomean_speedup_vs_pandas')}x. " + " ".join(q.get("notes", []))]
+    c = q.get("compaction")
+    if c:
+        out += ["", f"Then `petrostream compact` on the same lake (compaction.compact, quiet_s=0): "
+                    f"{_n(c['objects_before'])} -> {_n(c['objects_after'])} scored objects in "
+                    f"{_n(c['compact_s'], 's', 1)}, rows sorted by well in 128k-row groups; the queries again:", ""]
+        rows = [[name, _n(e["before_s"], "", 3), _n(e["duckdb_s"], "", 3),
+                 f"{e['before_s'] / e['duckdb_s']:.2f}x" if e["duckdb_s"] else "",
+                 "yes" if e["same_result"] else "NO"] for name, e in c["queries"].items()]
+        out.append(_table(["dashboard query", "DuckDB s before", "DuckDB s after", "speed-up", "same result"], rows))
     return out
 
 
