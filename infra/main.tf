@@ -107,6 +107,8 @@ module "compute" {
   producer_cpu              = var.producer_cpu
   producer_memory           = var.producer_memory
   producer_desired_count    = var.producer_desired_count
+  compaction_enabled        = var.compaction_enabled
+  compaction_schedule       = var.compaction_schedule
 
   stream_arn       = module.streaming.stream_arn
   lease_table_arn  = module.streaming.lease_table_arn

@@ -233,6 +233,23 @@ variable "producer_desired_count" {
   default     = 1
 }
 
+variable "compaction_enabled" {
+  description = "Run petrostream compact daily (scored_readings, then raw_readings) as a scheduled Fargate task."
+  type        = bool
+  default     = true
+}
+
+variable "compaction_schedule" {
+  description = "EventBridge Scheduler expression (UTC) of the daily compaction. 07:30: yesterday's partitions have been quiet for more than the command's 6 h --quiet-hours, so they are compacted the same morning."
+  type        = string
+  default     = "cron(30 7 * * ? *)"
+
+  validation {
+    condition     = can(regex("^(cron|rate)\\(.+\\)$", var.compaction_schedule))
+    error_message = "compaction_schedule must be an EventBridge Scheduler cron(...) or rate(...) expression."
+  }
+}
+
 variable "model_name" {
   description = "Registered model name; the export lives at s3://<models bucket>/<model_name>/v<N>/ with champion.json."
   type        = string

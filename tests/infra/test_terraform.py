@@ -3,6 +3,7 @@ with petrostream.settings, Glue columns come from infra/lake_schema.json, checko
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -541,6 +542,225 @@ def test_roles_per_component(parsed):
     assert st["actions"] == ["sts:AssumeRoleWithWebIdentity"]
     subs = [c for c in st["condition"] if c["variable"].endswith(":sub")]
     assert subs and all("repo:${var.github_repository}:" in v for v in subs[0]["values"])
+
+
+# ------------------------------------------------------------------ daily compaction (modules/compute/compaction.tf)
+
+COMPACTION_TF = INFRA / "modules" / "compute" / "compaction.tf"
+COMPACTED_TABLES = ["scored_readings", "raw_readings"]  # the order the task runs them in
+
+
+def _compaction_locals(parsed) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for entry in parsed[COMPACTION_TF].get("locals", []):
+        out.update(entry)
+    return out
+
+
+def _compaction_container(parsed) -> dict[str, Any]:
+    """The container definition: the HCL object inside jsonencode([...]), parsed as HCL."""
+    td = resources(parsed, "aws_ecs_task_definition", "modules/compute")["compaction"]
+    expr = td["container_definitions"]
+    m = re.fullmatch(r"\$\{jsonencode\(\[(.*)\]\)\}", expr, re.S)
+    assert m, expr
+    return hcl2.loads("c = " + m.group(1).replace('\\"', '"'), serialization_options=OPTS)["c"]
+
+
+def _compaction_command(parsed) -> str:
+    return _compaction_locals(parsed)["compaction_command"].replace('\\"', '"')
+
+
+def test_compaction_is_switched_by_one_variable(parsed):
+    root = variables(parsed, "variables.tf")
+    assert root["compaction_enabled"]["type"] == "bool" and root["compaction_enabled"]["default"] is True
+    compute = root_modules(parsed)["compute"]
+    assert compute["compaction_enabled"] == "${var.compaction_enabled}"
+    assert compute["compaction_schedule"] == "${var.compaction_schedule}"
+    assert _compaction_locals(parsed)["compaction_count"] == "${var.compaction_enabled ? 1 : 0}"
+    # every resource of the feature (and the scheduler policy, which names counted resources) is counted
+    doc = parsed[COMPACTION_TF]
+    counted = [(t, n, b) for entry in doc["resource"] for t, named in entry.items() for n, b in named.items()]
+    assert {t for t, _, _ in counted} >= {
+        "aws_scheduler_schedule",
+        "aws_ecs_task_definition",
+        "aws_iam_role",
+        "aws_iam_role_policy",
+        "aws_cloudwatch_log_group",
+        "aws_security_group",
+        "aws_vpc_security_group_egress_rule",
+    }
+    for t, n, body in counted:
+        assert body.get("count") == "${local.compaction_count}", f"{t}.{n}"
+    assert data(parsed, "aws_iam_policy_document", "modules/compute")["compaction_scheduler"]["count"] == (
+        "${local.compaction_count}"
+    )
+    # nothing outside compaction.tf indexes a counted resource ([0] would fail with the switch off)
+    for path in TF_FILES:
+        if path != COMPACTION_TF:
+            assert not re.search(r"\.compaction\w*\[0\]", path.read_text()), path
+
+
+def test_compaction_schedule_runs_the_task_daily_after_the_quiet_window(parsed):
+    schedules = resources(parsed, "aws_scheduler_schedule")
+    assert set(schedules) == {"compaction"}
+    s = schedules["compaction"]
+    assert s["schedule_expression"] == "${var.compaction_schedule}"
+    assert s["schedule_expression_timezone"] == "UTC"
+    assert one(s["flexible_time_window"]) == {"mode": "OFF"}
+    target = one(s["target"])
+    assert target["arn"] == "${aws_ecs_cluster.this.arn}"
+    assert target["role_arn"] == "${aws_iam_role.compaction_scheduler[0].arn}"
+    ecs = one(target["ecs_parameters"])
+    assert ecs["task_definition_arn"] == "${aws_ecs_task_definition.compaction[0].arn}"
+    assert ecs["launch_type"] == "FARGATE" and ecs["task_count"] == 1
+    net = one(ecs["network_configuration"])
+    assert net["subnets"] == "${local.task_subnet_ids}"  # the services' subnets
+    assert net["assign_public_ip"] == "${local.assign_public_ip}"  # public IP only without private subnets
+    assert net["security_groups"] == ["${aws_security_group.compaction[0].id}"]
+    # the default runs once a day, late enough that yesterday's partitions are past the command's quiet window
+    from petrostream.cli_lake import compact
+
+    quiet_s = inspect.signature(compact).parameters["quiet_hours"].default.default * 3600
+    for where in ("variables.tf", "modules/compute/variables.tf"):
+        default = variables(parsed, where)["compaction_schedule"]["default"]
+        m = re.fullmatch(r"cron\((\d+) (\d+) \* \* \? \*\)", default)
+        assert m, (where, default)
+        assert int(m.group(2)) * 3600 + int(m.group(1)) * 60 > quiet_s, default
+
+
+def test_compaction_task_runs_petrostream_compact_from_the_inference_image(parsed):
+    td = resources(parsed, "aws_ecs_task_definition", "modules/compute")["compaction"]
+    assert td["requires_compatibilities"] == ["FARGATE"] and td["network_mode"] == "awsvpc"
+    assert td["execution_role_arn"] == "${aws_iam_role.execution.arn}"
+    assert td["task_role_arn"] == "${aws_iam_role.compaction_task[0].arn}"
+    compute_vars = variables(parsed, "modules/compute/variables.tf")
+    assert compute_vars["compaction_cpu"]["default"] == 512
+    assert 1024 <= compute_vars["compaction_memory"]["default"] <= 4096  # Fargate range for 0.5 vCPU
+    c = _compaction_container(parsed)
+    assert c["image"] == '${aws_ecr_repository.this["inference"].repository_url}:${var.image_tag}'
+    assert c["environment"] == "${local.app_environment}"  # the same PETROSTREAM_* settings as the services
+    assert c["logConfiguration"]["options"]["awslogs-group"] == "${aws_cloudwatch_log_group.compaction[0].name}"
+    # the image's ENTRYPOINT is `petrostream serve`: a command override alone would run `petrostream serve ...`
+    dockerfile = (ROOT / "inference" / "Dockerfile").read_text()
+    assert re.search(r'^ENTRYPOINT \["petrostream", "serve"\]', dockerfile, re.M)
+    assert c["entryPoint"] == ["sh", "-c"]
+    assert c["command"] == ["${local.compaction_command}"]
+    command = _compaction_command(parsed)
+    assert "petrostream compact --table" in command
+    assert re.findall(r"\bfor table in ([\w ]+); do", command) == [" ".join(COMPACTED_TABLES)]
+    # the task's logs may be written by the (shared) execution role, whether or not the switch is on
+    logs = next(
+        s
+        for s in blocks_of(data(parsed, "aws_iam_policy_document", "modules/compute")["execution"], "statement")
+        if s.get("sid") == "Logs"
+    )
+    assert "aws_cloudwatch_log_group.compaction)" in logs["resources"]
+
+
+def test_compaction_command_runs_both_tables_and_fails_if_either_fails(parsed, tmp_path):
+    command = _compaction_command(parsed)
+    calls = tmp_path / "calls"
+    fake = tmp_path / "petrostream"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n[ "$3" != "$FAIL_TABLE" ]\n')
+    fake.chmod(0o755)
+
+    def run(fail: str) -> tuple[int, list[str]]:
+        calls.unlink(missing_ok=True)
+        env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "FAIL_TABLE": fail}
+        proc = subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True, timeout=30)
+        return proc.returncode, calls.read_text().splitlines()
+
+    expected = [f"compact --table {t}" for t in COMPACTED_TABLES]
+    assert run("") == (0, expected)
+    for table in COMPACTED_TABLES:  # a failure of one table neither stops the other nor hides itself
+        rc, seen = run(table)
+        assert rc != 0 and seen == expected, table
+
+
+def test_compaction_task_role_rewrites_only_the_table_partitions(parsed, lake_schema):
+    doc = data(parsed, "aws_iam_policy_document", "modules/compute")["compaction"]
+    statements = blocks_of(doc, "statement")
+    tables = lake_schema["tables"]
+    from petrostream import lake
+
+    expected_objects, expected_lists = set(), set()
+    for name in COMPACTED_TABLES:
+        bucket, prefix = tables[name]["bucket"], tables[name]["prefix"]
+        assert prefix == lake.TABLES[name].prefix + "/"  # the prefix the command lists and writes under
+        expected_objects.add(f'${{var.bucket_arns["{bucket}"]}}/{prefix}dt=*')
+        expected_lists.add((f'${{var.bucket_arns["{bucket}"]}}', f"{prefix}*"))
+    lists, objects = set(), set()
+    for st in statements:
+        assert st.get("effect", "Allow") == "Allow"
+        actions = set(st["actions"])
+        if actions == {"s3:ListBucket"}:
+            cond = one(st["condition"])
+            assert cond["test"] == "StringLike" and cond["variable"] == "s3:prefix"
+            lists.add((one(st["resources"]), one(cond["values"])))
+        else:
+            assert actions == {"s3:DeleteObject", "s3:GetObject", "s3:PutObject"}, actions
+            objects.update(st["resources"])
+    assert lists == expected_lists
+    assert objects == expected_objects  # never "<bucket>/*" or "*": only dt= partitions of the two tables
+    # no other ECS role may delete lake objects
+    for typ, name, body, _ in _blocks(parsed, "data", "modules/compute"):
+        if typ == "aws_iam_policy_document" and name != "compaction":
+            for st in blocks_of(body, "statement"):
+                assert "s3:DeleteObject" not in st.get("actions", []), name
+    role = resources(parsed, "aws_iam_role", "modules/compute")["compaction_task"]
+    assert role["assume_role_policy"] == "${data.aws_iam_policy_document.ecs_tasks_assume.json}"
+    policy = resources(parsed, "aws_iam_role_policy", "modules/compute")["compaction_task"]
+    assert policy["policy"] == "${data.aws_iam_policy_document.compaction.json}"
+    assert policy["role"] == "${aws_iam_role.compaction_task[0].id}"
+
+
+def test_compaction_scheduler_role_only_runs_that_task(parsed):
+    docs = data(parsed, "aws_iam_policy_document", "modules/compute")
+    assume = one(docs["scheduler_assume"]["statement"])
+    assert assume["actions"] == ["sts:AssumeRole"]
+    assert one(assume["principals"]) == {"type": "Service", "identifiers": ["scheduler.amazonaws.com"]}
+    assert one(assume["condition"])["variable"] == "aws:SourceAccount"
+    role = resources(parsed, "aws_iam_role", "modules/compute")["compaction_scheduler"]
+    assert role["assume_role_policy"] == "${data.aws_iam_policy_document.scheduler_assume.json}"
+    policy = resources(parsed, "aws_iam_role_policy", "modules/compute")["compaction_scheduler"]
+    assert policy["policy"] == "${data.aws_iam_policy_document.compaction_scheduler[0].json}"
+    statements = {tuple(st["actions"]): st for st in blocks_of(docs["compaction_scheduler"], "statement")}
+    assert set(statements) == {("ecs:RunTask",), ("iam:PassRole",)}
+    run = statements[("ecs:RunTask",)]
+    assert run["resources"] == ["${aws_ecs_task_definition.compaction[0].arn}"]
+    assert one(run["condition"]) == {
+        "test": "ArnEquals",
+        "variable": "ecs:cluster",
+        "values": ["${aws_ecs_cluster.this.arn}"],
+    }
+    passrole = statements[("iam:PassRole",)]
+    assert set(passrole["resources"]) == {"${aws_iam_role.execution.arn}", "${aws_iam_role.compaction_task[0].arn}"}
+    assert one(passrole["condition"])["values"] == ["ecs-tasks.amazonaws.com"]
+
+
+def test_compaction_network_and_supporting_changes(parsed):
+    sg_rules = resources(parsed, "aws_vpc_security_group_ingress_rule", "modules/compute")
+    assert not any("compaction" in str(r.get("security_group_id")) for r in sg_rules.values())  # no ingress
+    egress = resources(parsed, "aws_vpc_security_group_egress_rule", "modules/compute")["compaction_https"]
+    assert egress["security_group_id"] == "${aws_security_group.compaction[0].id}"
+    assert (egress["from_port"], egress["to_port"], egress["ip_protocol"]) == (443, 443, "tcp")
+    group = resources(parsed, "aws_cloudwatch_log_group", "modules/compute")["compaction"]
+    assert group["name"] == "/ecs/${var.project}/compaction"
+    # Firehose names raw objects *.parquet explicitly: compaction only takes keys ending in .parquet
+    fh = resources(parsed, "aws_kinesis_firehose_delivery_stream", "modules/streaming")["raw"]
+    assert one(fh["extended_s3_configuration"])["file_extension"] == ".parquet"
+    # the GitHub terraform role can manage the schedule (and only the project's schedules)
+    tf = data(parsed, "aws_iam_policy_document", "modules/github_oidc")["terraform"]
+    sched = next(s for s in blocks_of(tf, "statement") if s.get("sid") == "Schedules")
+    assert {
+        "scheduler:CreateSchedule",
+        "scheduler:GetSchedule",
+        "scheduler:UpdateSchedule",
+        "scheduler:DeleteSchedule",
+    } <= set(sched["actions"])
+    assert sched["resources"] == [
+        '${format(local.arn_any_region, "scheduler", "schedule/default/${local.name_prefix}-*")}'
+    ]
 
 
 # ------------------------------------------------------------------ observability, cost, outputs

@@ -1,5 +1,5 @@
 # One execution role (pull images, write logs) and one task role per component, each with
-# only the actions and resources that component uses.
+# only the actions and resources that component uses (the compaction task's role is in compaction.tf).
 
 data "aws_iam_policy_document" "ecs_tasks_assume" {
   statement {
@@ -42,7 +42,7 @@ data "aws_iam_policy_document" "execution" {
   statement {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = [for g in aws_cloudwatch_log_group.this : "${g.arn}:*"]
+    resources = [for g in concat(values(aws_cloudwatch_log_group.this), aws_cloudwatch_log_group.compaction) : "${g.arn}:*"]
   }
 }
 

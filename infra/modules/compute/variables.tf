@@ -144,6 +144,30 @@ variable "producer_desired_count" {
   type        = number
 }
 
+variable "compaction_enabled" {
+  description = "Create the daily compaction schedule, task definition and roles."
+  type        = bool
+  default     = true
+}
+
+variable "compaction_schedule" {
+  description = "EventBridge Scheduler expression (UTC) of the compaction run."
+  type        = string
+  default     = "cron(30 7 * * ? *)"
+}
+
+variable "compaction_cpu" {
+  description = "Compaction task CPU units."
+  type        = number
+  default     = 512
+}
+
+variable "compaction_memory" {
+  description = "Compaction task memory (MiB): one ~128 MB output object is held in memory as Arrow."
+  type        = number
+  default     = 2048
+}
+
 variable "stream_arn" {
   description = "Kinesis stream ARN."
   type        = string

@@ -342,6 +342,17 @@ data "aws_iam_policy_document" "terraform" {
   }
 
   statement {
+    sid = "Schedules"
+    actions = [
+      "scheduler:CreateSchedule",
+      "scheduler:DeleteSchedule",
+      "scheduler:GetSchedule",
+      "scheduler:UpdateSchedule",
+    ]
+    resources = [format(local.arn_any_region, "scheduler", "schedule/default/${local.name_prefix}-*")]
+  }
+
+  statement {
     sid = "Network"
     actions = [
       "ec2:AuthorizeSecurityGroupEgress",

@@ -138,8 +138,11 @@ resource "aws_kinesis_firehose_delivery_stream" "raw" {
     # object per flush holds every well (instead of one small object per well).
     prefix              = "${var.raw_prefix}dt=!{timestamp:yyyy-MM-dd}/"
     error_output_prefix = "firehose-errors/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/"
-    buffering_size      = var.firehose_buffer_mb
-    buffering_interval  = var.firehose_buffer_seconds
+    # Explicit, not left to Firehose's default: `petrostream compact` (and the lake readers) take only
+    # keys ending in .parquet.
+    file_extension     = ".parquet"
+    buffering_size     = var.firehose_buffer_mb
+    buffering_interval = var.firehose_buffer_seconds
 
     data_format_conversion_configuration {
       enabled = true
