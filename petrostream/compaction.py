@@ -55,6 +55,10 @@ def _dt(key: str) -> str | None:
     return parts[1][3:] if len(parts) == 3 and parts[1].startswith("dt=") else None
 
 
+def _is_output(key: str) -> bool:
+    return key.rsplit("/", 1)[-1].startswith(PREFIX)
+
+
 def _groups(objs: list[lake.ObjectInfo], target_bytes: int) -> list[list[lake.ObjectInfo]]:
     """Consecutive objects (by key) in groups of about ``target_bytes`` of Parquet."""
     groups: list[list[lake.ObjectInfo]] = [[]]
@@ -115,10 +119,13 @@ def compact(
         objs = sorted(by_day[d], key=lambda o: o.key)
         res = DayResult(d, sources=len(objs), bytes_before=sum(o.size for o in objs))
         results.append(res)
+        if all(_is_output(o.key) for o in objs):  # nothing new and nothing to recover: no object is read
+            res.skipped = "already compact"
+            continue
         names = {o.key for o in objs}
         # finish an interrupted run first: an output whose sources are still there
         for o in objs:
-            if o.key.rsplit("/", 1)[-1].startswith(PREFIX):
+            if _is_output(o.key):
                 left = [k for k in _sources_of(store, bucket, o.key) if k in names and k != o.key]
                 if left and not dry_run:
                     store.delete(bucket, left)
@@ -126,10 +133,10 @@ def compact(
                 res.recovered += len(left)
                 names -= set(left)
         objs = [o for o in objs if o.key in names]
-        if any(now - o.mtime < quiet_s for o in objs if not o.key.rsplit("/", 1)[-1].startswith(PREFIX)):
+        if any(now - o.mtime < quiet_s for o in objs if not _is_output(o.key)):
             res.skipped = f"written to in the last {quiet_s:g} s"
             continue
-        small = [o for o in objs if not (o.key.rsplit("/", 1)[-1].startswith(PREFIX) and o.size >= target_bytes // 2)]
+        small = [o for o in objs if not (_is_output(o.key) and o.size >= target_bytes // 2)]
         if len(small) < 2:
             res.skipped = "already compact"
             continue
