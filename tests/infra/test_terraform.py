@@ -547,6 +547,7 @@ def test_roles_per_component(parsed):
 # ------------------------------------------------------------------ daily compaction (modules/compute/compaction.tf)
 
 COMPACTION_TF = INFRA / "modules" / "compute" / "compaction.tf"
+COMPACTION_ALERT_TF = INFRA / "modules" / "observability" / "compaction_alert.tf"
 COMPACTED_TABLES = ["scored_readings", "raw_readings"]  # the order the task runs them in
 
 
@@ -594,9 +595,9 @@ def test_compaction_is_switched_by_one_variable(parsed):
     assert data(parsed, "aws_iam_policy_document", "modules/compute")["compaction_scheduler"]["count"] == (
         "${local.compaction_count}"
     )
-    # nothing outside compaction.tf indexes a counted resource ([0] would fail with the switch off)
+    # nothing outside the feature's two files indexes a counted resource ([0] would fail with the switch off)
     for path in TF_FILES:
-        if path != COMPACTION_TF:
+        if path not in (COMPACTION_TF, COMPACTION_ALERT_TF):
             assert not re.search(r"\.compaction\w*\[0\]", path.read_text()), path
 
 
@@ -761,6 +762,184 @@ def test_compaction_network_and_supporting_changes(parsed):
     assert sched["resources"] == [
         '${format(local.arn_any_region, "scheduler", "schedule/default/${local.name_prefix}-*")}'
     ]
+
+
+def _hcl_object(expr: str, func: str) -> Any:
+    """The HCL object inside `${func(...)}`, parsed as HCL (jsonencode arguments, for example)."""
+    m = re.fullmatch(rf"\$\{{{func}\((.*)\)\}}", expr, re.S)
+    assert m, expr
+    return hcl2.loads("v = " + m.group(1).replace('\\"', '"'), serialization_options=OPTS)["v"]
+
+
+def _event_matches(pattern: Any, event: Any) -> bool:
+    """The subset of EventBridge matching this rule uses: exact values, prefix, anything-but, $or, event arrays."""
+    if isinstance(pattern, dict):
+        if not isinstance(event, dict):
+            return isinstance(event, list) and any(_event_matches(pattern, e) for e in event)
+        for key, sub in pattern.items():
+            if key == "$or":
+                if not any(_event_matches(branch, event) for branch in sub):
+                    return False
+            elif key not in event or not _event_matches(sub, event[key]):
+                return False  # a field named in the pattern must be in the event
+        return True
+    values = event if isinstance(event, list) else [event]
+
+    def one_matches(rule: Any, value: Any) -> bool:
+        if isinstance(rule, dict):
+            if "prefix" in rule:
+                return isinstance(value, str) and value.startswith(rule["prefix"])
+            if "anything-but" in rule:
+                return value != rule["anything-but"]
+            raise AssertionError(f"operator not modelled: {rule}")
+        return value == rule
+
+    return any(one_matches(rule, v) for rule in pattern for v in values)
+
+
+def _compaction_alert(parsed) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    rule = resources(parsed, "aws_cloudwatch_event_rule", "modules/observability")["compaction_failed"]
+    target = resources(parsed, "aws_cloudwatch_event_target", "modules/observability")["compaction_failed"]
+    return rule, target, _hcl_object(rule["event_pattern"], "jsonencode")
+
+
+def test_compaction_failure_rule_matches_stopped_compaction_tasks_that_failed(parsed):
+    rule, _, pattern = _compaction_alert(parsed)
+    assert rule["name"] == "${var.project}-compaction-failed"
+    assert "event_bus_name" not in rule  # the default bus, where ECS sends task state changes
+    assert pattern["source"] == ["aws.ecs"] and pattern["detail-type"] == ["ECS Task State Change"]
+    detail = pattern["detail"]
+    assert detail["clusterArn"] == ["${var.cluster_arn}"]
+    assert detail["lastStatus"] == ["STOPPED"]
+    # any revision of the compaction family, and no other family (the prefix ends at the revision's colon)
+    assert detail["taskDefinitionArn"] == [{"prefix": "${var.compaction_task_definition_arn}:"}]
+    compute_out = {}
+    for entry in parsed[INFRA / "modules" / "compute" / "outputs.tf"]["output"]:
+        compute_out.update(entry)
+    assert compute_out["compaction_task_definition_arn"]["value"] == (
+        "${one(aws_ecs_task_definition.compaction[*].arn_without_revision)}"
+    )
+    obs = root_modules(parsed)["observability"]
+    assert obs["cluster_arn"] == "${module.compute.cluster_arn}"
+    assert obs["compaction_task_definition_arn"] == "${module.compute.compaction_task_definition_arn}"
+    assert obs["compaction_log_group"] == "${module.compute.compaction_log_group_name}"
+
+    # the pattern against ECS events (values as the rule would see them once the variables are filled in)
+    cluster = "arn:aws:ecs:us-east-1:123456789012:cluster/petrostream"
+    family = "arn:aws:ecs:us-east-1:123456789012:task-definition/petrostream-compaction"
+    filled = json.loads(
+        json.dumps(pattern)
+        .replace("${var.cluster_arn}", cluster)
+        .replace("${var.compaction_task_definition_arn}", family)
+    )
+
+    def event(exit_code=None, last="STOPPED", td=f"{family}:7", stop_code="EssentialContainerExited", cl=cluster):
+        container = {"name": "compaction", "lastStatus": last}
+        if exit_code is not None:
+            container["exitCode"] = exit_code
+        return {
+            "source": "aws.ecs",
+            "detail-type": "ECS Task State Change",
+            "detail": {
+                "clusterArn": cl,
+                "taskDefinitionArn": td,
+                "lastStatus": last,
+                "stopCode": stop_code,
+                "containers": [container],
+            },
+        }
+
+    assert _event_matches(filled, event(1))  # a table failed
+    assert _event_matches(filled, event(137))  # killed (out of memory)
+    assert _event_matches(filled, event(None, stop_code="TaskFailedToStart"))  # never ran
+    assert not _event_matches(filled, event(0))  # a good run
+    assert not _event_matches(filled, event(1, last="RUNNING"))
+    assert not _event_matches(filled, event(1, td=f"{family}-other:1"))  # another family sharing the prefix
+    assert not _event_matches(filled, event(1, td=family.replace("compaction", "inference") + ":3"))
+    assert not _event_matches(filled, event(1, cl=cluster + "-other"))
+
+
+def test_compaction_failure_alert_goes_to_the_alarm_topic_as_one_line(parsed):
+    rule, target, _ = _compaction_alert(parsed)
+    assert target["rule"] == "${aws_cloudwatch_event_rule.compaction_failed[0].name}"
+    assert target["arn"] == "${aws_sns_topic.alerts.arn}"  # the topic the metric alarms use
+    alarms = resources(parsed, "aws_cloudwatch_metric_alarm", "modules/observability")
+    assert all(a["alarm_actions"] == ["${aws_sns_topic.alerts.arn}"] for a in alarms.values())
+    assert "role_arn" not in target  # SNS targets are authorised by the topic policy
+    transformer = one(target["input_transformer"])
+    assert transformer["input_paths"] == {
+        "task": "$.detail.taskArn",
+        "exitCode": "$.detail.containers[0].exitCode",
+        "stopCode": "$.detail.stopCode",
+        "reason": "$.detail.stoppedReason",
+    }
+    template = transformer["input_template"]
+    assert "\n" not in template and not template.startswith("{")  # one plain line, not JSON
+    for placeholder in ("<task>", "<exitCode>", "<stopCode>", "<reason>"):
+        assert placeholder in template
+    assert "${var.compaction_log_group}" in template  # where to look next
+    group = resources(parsed, "aws_cloudwatch_log_group", "modules/compute")["compaction"]
+    assert group["name"] == "/ecs/${var.project}/compaction"
+
+
+def test_alerts_topic_policy_lets_only_the_rule_and_the_alarms_publish(parsed):
+    topic = resources(parsed, "aws_sns_topic", "modules/observability")["alerts"]
+    # alias/aws/sns cannot be granted to CloudWatch or EventBridge: with it every alert would be dropped
+    assert "kms_master_key_id" not in topic
+    skips = (INFRA / ".checkov.yaml").read_text()
+    assert re.search(r"^\s*- CKV_AWS_26\s+#", skips, re.M)
+    policy = resources(parsed, "aws_sns_topic_policy", "modules/observability")["alerts"]
+    assert policy["arn"] == "${aws_sns_topic.alerts.arn}"
+    assert policy["policy"] == "${data.aws_iam_policy_document.alerts_topic.json}"
+    doc = data(parsed, "aws_iam_policy_document", "modules/observability")["alerts_topic"]
+    statements = blocks_of(doc, "statement")
+    dynamics = [d["statement"] for d in blocks_of(doc, "dynamic")]
+    assert len(statements) == 1 and len(dynamics) == 1
+    alarms_st, rule_dyn = statements[0], dynamics[0]
+    # EventBridge: only the compaction-failed rule, and only while it exists (the switch removes the statement)
+    assert rule_dyn["for_each"] == "${aws_cloudwatch_event_rule.compaction_failed[*].arn}"
+    rule_st = one(rule_dyn["content"])
+    for st, service in ((alarms_st, "cloudwatch.amazonaws.com"), (rule_st, "events.amazonaws.com")):
+        assert st.get("effect", "Allow") == "Allow"
+        assert st["actions"] == ["sns:Publish"]
+        assert st["resources"] == ["${aws_sns_topic.alerts.arn}"]
+        assert one(st["principals"]) == {"type": "Service", "identifiers": [service]}
+        cond = one(st["condition"])
+        assert cond["test"] == "ArnEquals" and cond["variable"] == "aws:SourceArn"
+    assert one(rule_st["condition"])["values"] == ["${statement.value}"]
+    alarm_arns = {f"${{aws_cloudwatch_metric_alarm.{n}.arn}}" for n in resources(parsed, "aws_cloudwatch_metric_alarm")}
+    assert set(one(alarms_st["condition"])["values"]) == alarm_arns  # each alarm by ARN, no wildcard
+    # the GitHub terraform role may manage the project's rules (and only those)
+    tf = data(parsed, "aws_iam_policy_document", "modules/github_oidc")["terraform"]
+    rules = next(s for s in blocks_of(tf, "statement") if s.get("sid") == "EventRules")
+    assert {"events:PutRule", "events:PutTargets", "events:RemoveTargets", "events:DeleteRule"} <= set(rules["actions"])
+    assert rules["resources"] == ['${format(local.arn_any_region, "events", "rule/${local.name_prefix}-*")}']
+
+
+def test_compaction_switch_removes_the_alert(parsed):
+    obs = root_modules(parsed)["observability"]
+    assert obs["compaction_enabled"] == "${var.compaction_enabled}"  # the same switch as the compaction task
+    obs_vars = variables(parsed, "modules/observability/variables.tf")
+    assert obs_vars["compaction_enabled"]["type"] == "bool" and obs_vars["compaction_enabled"]["default"] is False
+    doc = parsed[COMPACTION_ALERT_TF]
+    local = {}
+    for entry in doc["locals"]:
+        local.update(entry)
+    assert local["compaction_alert_count"] == "${var.compaction_enabled ? 1 : 0}"
+    counted = [(t, n, b) for entry in doc["resource"] for t, named in entry.items() for n, b in named.items()]
+    assert {t for t, _, _ in counted} == {"aws_cloudwatch_event_rule", "aws_cloudwatch_event_target"}
+    for t, n, body in counted:
+        assert body["count"] == "${local.compaction_alert_count}", f"{t}.{n}"
+    # with the switch off the module gets nulls: the outputs read the counted resources through one([*])
+    compute_out = {}
+    for entry in parsed[INFRA / "modules" / "compute" / "outputs.tf"]["output"]:
+        compute_out.update(entry)
+    assert compute_out["compaction_log_group_name"]["value"] == "${one(aws_cloudwatch_log_group.compaction[*].name)}"
+    # nothing outside compaction_alert.tf names the rule except the topic policy's dynamic statement
+    for path in TF_FILES:
+        if path != COMPACTION_ALERT_TF:
+            for ref in re.findall(r"aws_cloudwatch_event_rule\.compaction_failed\S*", path.read_text()):
+                assert ref == "aws_cloudwatch_event_rule.compaction_failed[*].arn", (path, ref)
 
 
 # ------------------------------------------------------------------ observability, cost, outputs

@@ -57,3 +57,13 @@ output "app_environment" {
   description = "PETROSTREAM_* environment of the containers."
   value       = var.app_environment
 }
+
+output "compaction_task_definition_arn" {
+  description = "Compaction task definition ARN without its revision (null when compaction_enabled is false)."
+  value       = one(aws_ecs_task_definition.compaction[*].arn_without_revision)
+}
+
+output "compaction_log_group_name" {
+  description = "Log group of the compaction task (null when compaction_enabled is false)."
+  value       = one(aws_cloudwatch_log_group.compaction[*].name)
+}

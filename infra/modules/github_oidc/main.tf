@@ -353,6 +353,21 @@ data "aws_iam_policy_document" "terraform" {
   }
 
   statement {
+    sid = "EventRules"
+    actions = [
+      "events:DeleteRule",
+      "events:DescribeRule",
+      "events:ListTagsForResource",
+      "events:ListTargetsByRule",
+      "events:PutRule",
+      "events:PutTargets",
+      "events:RemoveTargets",
+      "events:TagResource",
+    ]
+    resources = [format(local.arn_any_region, "events", "rule/${local.name_prefix}-*")]
+  }
+
+  statement {
     sid = "Network"
     actions = [
       "ec2:AuthorizeSecurityGroupEgress",

@@ -1,6 +1,56 @@
+# No SSE on this topic: the AWS-managed key (alias/aws/sns) cannot be granted to CloudWatch alarms or
+# EventBridge (its key policy is fixed), so with it both fail to publish and every alert is silently lost;
+# a customer-managed key would cost $1/month. Messages carry only alarm names, task ARNs, exit codes and
+# stop reasons (infra/.checkov.yaml skips CKV_AWS_26 for this).
 resource "aws_sns_topic" "alerts" {
-  name              = "${var.project}-alerts"
-  kms_master_key_id = "alias/aws/sns"
+  name = "${var.project}-alerts"
+}
+
+# Who may publish: the three alarms below (CloudWatch) and, when compaction is on, the compaction-failed
+# rule (EventBridge), each by exact source ARN. Principals of this account need no statement here: their
+# IAM policies suffice (the terraform role manages the topic and subscriptions that way).
+data "aws_iam_policy_document" "alerts_topic" {
+  statement {
+    sid       = "CloudWatchAlarms"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values = [
+        aws_cloudwatch_metric_alarm.iterator_age.arn,
+        aws_cloudwatch_metric_alarm.alb_5xx.arn,
+        aws_cloudwatch_metric_alarm.inference_cpu.arn,
+      ]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = aws_cloudwatch_event_rule.compaction_failed[*].arn
+    content {
+      sid       = "CompactionFailedRule"
+      actions   = ["sns:Publish"]
+      resources = [aws_sns_topic.alerts.arn]
+      principals {
+        type        = "Service"
+        identifiers = ["events.amazonaws.com"]
+      }
+      condition {
+        test     = "ArnEquals"
+        variable = "aws:SourceArn"
+        values   = [statement.value]
+      }
+    }
+  }
+}
+
+resource "aws_sns_topic_policy" "alerts" {
+  arn    = aws_sns_topic.alerts.arn
+  policy = data.aws_iam_policy_document.alerts_topic.json
 }
 
 resource "aws_sns_topic_subscription" "email" {

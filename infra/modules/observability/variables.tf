@@ -51,3 +51,26 @@ variable "cpu_alarm_percent" {
   type        = number
   default     = 90
 }
+
+variable "cluster_arn" {
+  description = "ECS cluster ARN (the compaction-failed rule matches tasks of this cluster only)."
+  type        = string
+}
+
+variable "compaction_enabled" {
+  description = "Create the compaction-failed alert (EventBridge rule to the alerts topic); the root compaction_enabled."
+  type        = bool
+  default     = false
+}
+
+variable "compaction_task_definition_arn" {
+  description = "Compaction task definition ARN without its revision (null when compaction is off)."
+  type        = string
+  default     = null
+}
+
+variable "compaction_log_group" {
+  description = "Log group of the compaction task, named in the alert (null when compaction is off)."
+  type        = string
+  default     = null
+}
