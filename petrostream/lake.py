@@ -292,11 +292,11 @@ def split_days(arrow: pa.Table, time_column: str) -> list[tuple[str, pa.Table]]:
     Rows usually come in a few long runs of one day (a micro-batch spans a few seconds to hours of data), so a
     day is those runs sliced out of the table (zero-copy) rather than a reordered copy of every column."""
     n = len(arrow)
+    if n == 0:
+        return []
     ts = arrow.column(time_column)
     days = np.floor_divide(ts.cast(pa.int64()).fill_null(0).to_numpy(), _DAY_MS)
     valid = ~ts.is_null().to_numpy(zero_copy_only=False) if ts.null_count else None
-    if n == 0:
-        return []
     if valid is None and days[0] == days[-1] and bool((days == days[0]).all()):  # the usual case: one day
         return [(str(np.datetime64(int(days[0]), "D")), arrow)]
     if valid is not None:
