@@ -162,11 +162,12 @@ module "observability" {
   budget_limits_usd     = var.budget_limits_usd
   iterator_age_alarm_ms = var.iterator_age_alarm_ms
 
-  # alert on a failed daily compaction run (modules/observability/compaction_alert.tf)
+  # alert on a failed daily compaction run, or on one that never started (modules/observability/compaction_alert.tf)
   cluster_arn                    = module.compute.cluster_arn
   compaction_enabled             = var.compaction_enabled
   compaction_task_definition_arn = module.compute.compaction_task_definition_arn
   compaction_log_group           = module.compute.compaction_log_group_name
+  compaction_dlq_name            = module.compute.compaction_dlq_name
 }
 
 module "github_oidc" {

@@ -589,12 +589,15 @@ def test_compaction_is_switched_by_one_variable(parsed):
         "aws_cloudwatch_log_group",
         "aws_security_group",
         "aws_vpc_security_group_egress_rule",
+        "aws_sqs_queue",
+        "aws_sqs_queue_policy",
     }
     for t, n, body in counted:
         assert body.get("count") == "${local.compaction_count}", f"{t}.{n}"
-    assert data(parsed, "aws_iam_policy_document", "modules/compute")["compaction_scheduler"]["count"] == (
-        "${local.compaction_count}"
-    )
+    for doc_name in ("compaction_scheduler", "compaction_dlq"):  # the policies that name counted resources
+        assert data(parsed, "aws_iam_policy_document", "modules/compute")[doc_name]["count"] == (
+            "${local.compaction_count}"
+        )
     # nothing outside the feature's two files indexes a counted resource ([0] would fail with the switch off)
     for path in TF_FILES:
         if path not in (COMPACTION_TF, COMPACTION_ALERT_TF):
@@ -726,7 +729,9 @@ def test_compaction_scheduler_role_only_runs_that_task(parsed):
     policy = resources(parsed, "aws_iam_role_policy", "modules/compute")["compaction_scheduler"]
     assert policy["policy"] == "${data.aws_iam_policy_document.compaction_scheduler[0].json}"
     statements = {tuple(st["actions"]): st for st in blocks_of(docs["compaction_scheduler"], "statement")}
-    assert set(statements) == {("ecs:RunTask",), ("iam:PassRole",)}
+    assert set(statements) == {("ecs:RunTask",), ("iam:PassRole",), ("sqs:SendMessage",)}
+    # dead-letter events are sent as this role: to the compaction dead-letter queue only
+    assert statements[("sqs:SendMessage",)]["resources"] == ["${aws_sqs_queue.compaction_dlq[0].arn}"]
     run = statements[("ecs:RunTask",)]
     assert run["resources"] == ["${aws_ecs_task_definition.compaction[0].arn}"]
     assert one(run["condition"]) == {
@@ -882,6 +887,67 @@ def test_compaction_failure_alert_goes_to_the_alarm_topic_as_one_line(parsed):
     assert group["name"] == "/ecs/${var.project}/compaction"
 
 
+def test_compaction_schedule_dead_letters_to_an_encrypted_queue_only_it_may_send_to(parsed):
+    """RunTask failing until the retry policy gives up creates no task (so no task-state alert): the schedule's
+    dead-letter queue catches it."""
+    target = one(resources(parsed, "aws_scheduler_schedule", "modules/compute")["compaction"]["target"])
+    assert one(target["dead_letter_config"]) == {"arn": "${aws_sqs_queue.compaction_dlq[0].arn}"}
+    assert one(target["retry_policy"])["maximum_event_age_in_seconds"] == 3600  # dead-lettered within the hour
+    queues = resources(parsed, "aws_sqs_queue", "modules/compute")
+    assert set(queues) == {"compaction_dlq"}
+    q = queues["compaction_dlq"]
+    assert q["count"] == "${local.compaction_count}"
+    assert q["name"] == "${var.project}-compaction-dlq"  # inside the terraform role's petrostream-* queues
+    assert q["sqs_managed_sse_enabled"] is True and "kms_master_key_id" not in q
+    assert "fifo_queue" not in q  # the scheduler takes standard queues only
+    assert _compaction_locals(parsed)["compaction_dlq_retention_seconds"] == "${14 * 24 * 3600}"
+    assert q["message_retention_seconds"] == "${local.compaction_dlq_retention_seconds}"
+    # the scheduler sends dead-letter events as the schedule's execution role (the scheduler role policy grants
+    # sqs:SendMessage on this queue only); the queue policy denies sending to every other principal
+    policy = resources(parsed, "aws_sqs_queue_policy", "modules/compute")["compaction_dlq"]
+    assert policy["count"] == "${local.compaction_count}"
+    assert policy["queue_url"] == "${aws_sqs_queue.compaction_dlq[0].id}"
+    assert policy["policy"] == "${data.aws_iam_policy_document.compaction_dlq[0].json}"
+    doc = data(parsed, "aws_iam_policy_document", "modules/compute")["compaction_dlq"]
+    assert doc["count"] == "${local.compaction_count}"
+    st = one(doc["statement"])
+    assert "dynamic" not in doc
+    assert st["effect"] == "Deny" and st["actions"] == ["sqs:SendMessage"]
+    assert st["resources"] == ["${aws_sqs_queue.compaction_dlq[0].arn}"]
+    assert one(st["principals"]) == {"type": "*", "identifiers": ["*"]}
+    assert one(st["condition"]) == {
+        "test": "ArnNotEquals",
+        "variable": "aws:PrincipalArn",
+        "values": ["${aws_iam_role.compaction_scheduler[0].arn}"],
+    }
+    assert target["role_arn"] == "${aws_iam_role.compaction_scheduler[0].arn}"  # the role the deny exempts
+    # the only SendMessage grant on it is the scheduler role's
+    for where, stmt in _statements(parsed):
+        if stmt.get("effect", "Allow") == "Allow" and "sqs:SendMessage" in stmt.get("actions", []):
+            if "aws_sqs_queue.compaction_dlq" in str(stmt["resources"]):
+                assert where == "modules/compute/compaction.tf:compaction_scheduler", where
+    # the GitHub terraform role can create, configure (policy, SSE, retention) and delete the project's queues
+    tf = data(parsed, "aws_iam_policy_document", "modules/github_oidc")["terraform"]
+    compute_st = next(s for s in blocks_of(tf, "statement") if s.get("sid") == "Compute")
+    assert {"sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes"} <= set(
+        compute_st["actions"]
+    )
+    assert '${format(local.arn_any_region, "sqs", "${local.name_prefix}-*")}' in compute_st["resources"]
+
+
+def test_compaction_dead_letter_alarm_watches_that_queue_and_notifies_the_topic(parsed):
+    alarm = resources(parsed, "aws_cloudwatch_metric_alarm", "modules/observability")["compaction_dlq"]
+    assert alarm["count"] == "${local.compaction_alert_count}"
+    assert alarm["alarm_name"] == "${var.project}-compaction-dlq"  # inside the terraform role's alarm:petrostream-*
+    assert (alarm["namespace"], alarm["metric_name"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert alarm["dimensions"] == {"QueueName": "${var.compaction_dlq_name}"}
+    assert root_modules(parsed)["observability"]["compaction_dlq_name"] == "${module.compute.compaction_dlq_name}"
+    assert alarm["comparison_operator"] == "GreaterThanThreshold" and alarm["threshold"] == 0
+    assert (alarm["period"], alarm["evaluation_periods"], alarm["datapoints_to_alarm"]) == (300, 1, 1)
+    assert alarm["treat_missing_data"] == "notBreaching"  # an idle queue publishes no datapoints
+    assert alarm["alarm_actions"] == ["${aws_sns_topic.alerts.arn}"]
+
+
 def test_alerts_topic_policy_lets_only_the_rule_and_the_alarms_publish(parsed):
     topic = resources(parsed, "aws_sns_topic", "modules/observability")["alerts"]
     # alias/aws/sns cannot be granted to CloudWatch or EventBridge: with it every alert would be dropped
@@ -907,8 +973,16 @@ def test_alerts_topic_policy_lets_only_the_rule_and_the_alarms_publish(parsed):
         cond = one(st["condition"])
         assert cond["test"] == "ArnEquals" and cond["variable"] == "aws:SourceArn"
     assert one(rule_st["condition"])["values"] == ["${statement.value}"]
-    alarm_arns = {f"${{aws_cloudwatch_metric_alarm.{n}.arn}}" for n in resources(parsed, "aws_cloudwatch_metric_alarm")}
-    assert set(one(alarms_st["condition"])["values"]) == alarm_arns  # each alarm by ARN, no wildcard
+    # each alarm by ARN, no wildcard; the counted compaction dead-letter alarm through [*] (none when switched off)
+    alarms = resources(parsed, "aws_cloudwatch_metric_alarm")
+    expected = [f"aws_cloudwatch_metric_alarm.{n}.arn" for n in alarms if "count" not in alarms[n]]
+    counted = [f"aws_cloudwatch_metric_alarm.{n}[*].arn" for n in alarms if "count" in alarms[n]]
+    assert counted == ["aws_cloudwatch_metric_alarm.compaction_dlq[*].arn"]
+    values = one(alarms_st["condition"])["values"]
+    m = re.fullmatch(r"\$\{concat\(\[(.*?),?\],\s*([^,\s]+)\)\}", values, re.S)
+    assert m, values
+    assert sorted(v.strip() for v in m.group(1).split(",")) == sorted(expected)
+    assert m.group(2) == counted[0]
     # the GitHub terraform role may manage the project's rules (and only those)
     tf = data(parsed, "aws_iam_policy_document", "modules/github_oidc")["terraform"]
     rules = next(s for s in blocks_of(tf, "statement") if s.get("sid") == "EventRules")
@@ -927,7 +1001,11 @@ def test_compaction_switch_removes_the_alert(parsed):
         local.update(entry)
     assert local["compaction_alert_count"] == "${var.compaction_enabled ? 1 : 0}"
     counted = [(t, n, b) for entry in doc["resource"] for t, named in entry.items() for n, b in named.items()]
-    assert {t for t, _, _ in counted} == {"aws_cloudwatch_event_rule", "aws_cloudwatch_event_target"}
+    assert {t for t, _, _ in counted} == {
+        "aws_cloudwatch_event_rule",
+        "aws_cloudwatch_event_target",
+        "aws_cloudwatch_metric_alarm",
+    }
     for t, n, body in counted:
         assert body["count"] == "${local.compaction_alert_count}", f"{t}.{n}"
     # with the switch off the module gets nulls: the outputs read the counted resources through one([*])
@@ -935,11 +1013,18 @@ def test_compaction_switch_removes_the_alert(parsed):
     for entry in parsed[INFRA / "modules" / "compute" / "outputs.tf"]["output"]:
         compute_out.update(entry)
     assert compute_out["compaction_log_group_name"]["value"] == "${one(aws_cloudwatch_log_group.compaction[*].name)}"
-    # nothing outside compaction_alert.tf names the rule except the topic policy's dynamic statement
+    assert compute_out["compaction_dlq_name"]["value"] == "${one(aws_sqs_queue.compaction_dlq[*].name)}"
+    obs = root_modules(parsed)["observability"]
+    assert obs["compaction_dlq_name"] == "${module.compute.compaction_dlq_name}"
+    assert obs_vars["compaction_dlq_name"]["default"] is None
+    # nothing outside compaction_alert.tf names the rule or the dead-letter alarm except the topic policy, by [*]
     for path in TF_FILES:
         if path != COMPACTION_ALERT_TF:
-            for ref in re.findall(r"aws_cloudwatch_event_rule\.compaction_failed\S*", path.read_text()):
+            text = path.read_text()
+            for ref in re.findall(r"aws_cloudwatch_event_rule\.compaction_failed[^\s,)]*", text):
                 assert ref == "aws_cloudwatch_event_rule.compaction_failed[*].arn", (path, ref)
+            for ref in re.findall(r"aws_cloudwatch_metric_alarm\.compaction_dlq[^\s,)]*", text):
+                assert ref == "aws_cloudwatch_metric_alarm.compaction_dlq[*].arn", (path, ref)
 
 
 # ------------------------------------------------------------------ observability, cost, outputs

@@ -7,6 +7,10 @@
 # compactions holding ~128 MB of Parquet in memory at once, raw_readings still runs when scored_readings
 # fails, and the task's exit code is non-zero if either failed. The image's ENTRYPOINT is
 # `petrostream serve`, so the container overrides entryPoint (a command override alone would append to it).
+#
+# When RunTask itself keeps failing (IAM, capacity, a bad subnet) no task exists, so the task-state alert in
+# modules/observability/compaction_alert.tf never fires: once the retry policy gives up, the scheduler puts
+# the failed invocation in the dead-letter queue below, and an alarm there (also in that file) alerts.
 
 locals {
   compaction_count = var.compaction_enabled ? 1 : 0
@@ -16,6 +20,9 @@ locals {
   compaction_command = "rc=0; for table in scored_readings raw_readings; do petrostream compact --table \"$table\" || rc=1; done; exit $rc"
 
   compaction_schedule_name = "${var.project}-compaction"
+
+  # 14 days (the SQS maximum): a dead-letter event outlives a long weekend, for reading after the alert.
+  compaction_dlq_retention_seconds = 14 * 24 * 3600
 }
 
 resource "aws_cloudwatch_log_group" "compaction" {
@@ -162,6 +169,14 @@ data "aws_iam_policy_document" "compaction_scheduler" {
     }
   }
 
+  # The scheduler delivers dead-letter events as this execution role (not as a service principal), so the
+  # role needs sqs:SendMessage (EventBridge Scheduler user guide, "Configuring a schedule's dead-letter queue").
+  statement {
+    sid       = "SendToCompactionDeadLetterQueue"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.compaction_dlq[0].arn]
+  }
+
   statement {
     sid       = "PassCompactionRoles"
     actions   = ["iam:PassRole"]
@@ -187,6 +202,46 @@ resource "aws_iam_role_policy" "compaction_scheduler" {
   name   = "${var.project}-compaction-scheduler"
   role   = aws_iam_role.compaction_scheduler[0].id
   policy = data.aws_iam_policy_document.compaction_scheduler[0].json
+}
+
+# ---------------------------------------------------------------- dead-letter queue: RunTask gave up
+resource "aws_sqs_queue" "compaction_dlq" {
+  count = local.compaction_count
+
+  name                      = "${var.project}-compaction-dlq"
+  message_retention_seconds = local.compaction_dlq_retention_seconds
+  sqs_managed_sse_enabled   = true
+}
+
+# Only the compaction schedule may send: the scheduler sends as the schedule's execution role, which is the
+# only principal granted sqs:SendMessage (above); this queue policy also denies every other principal of the
+# account, whatever its own IAM policies allow. (A service-principal Allow with aws:SourceArn would never
+# match: the scheduler does not call SQS as scheduler.amazonaws.com.)
+data "aws_iam_policy_document" "compaction_dlq" {
+  count = local.compaction_count
+
+  statement {
+    sid       = "OnlyTheCompactionScheduleSends"
+    effect    = "Deny"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.compaction_dlq[0].arn]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "ArnNotEquals"
+      variable = "aws:PrincipalArn"
+      values   = [aws_iam_role.compaction_scheduler[0].arn]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "compaction_dlq" {
+  count = local.compaction_count
+
+  queue_url = aws_sqs_queue.compaction_dlq[0].id
+  policy    = data.aws_iam_policy_document.compaction_dlq[0].json
 }
 
 # ---------------------------------------------------------------- the schedule
@@ -225,6 +280,11 @@ resource "aws_scheduler_schedule" "compaction" {
     retry_policy {
       maximum_event_age_in_seconds = 3600
       maximum_retry_attempts       = 5
+    }
+
+    # ...then the failed invocation (with RunTask's error) goes to the dead-letter queue, which alarms.
+    dead_letter_config {
+      arn = aws_sqs_queue.compaction_dlq[0].arn
     }
   }
 }

@@ -67,3 +67,8 @@ output "compaction_log_group_name" {
   description = "Log group of the compaction task (null when compaction_enabled is false)."
   value       = one(aws_cloudwatch_log_group.compaction[*].name)
 }
+
+output "compaction_dlq_name" {
+  description = "Dead-letter queue of the compaction schedule (null when compaction_enabled is false)."
+  value       = one(aws_sqs_queue.compaction_dlq[*].name)
+}

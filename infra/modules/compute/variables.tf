@@ -145,7 +145,7 @@ variable "producer_desired_count" {
 }
 
 variable "compaction_enabled" {
-  description = "Create the daily compaction schedule, task definition and roles."
+  description = "Create the daily compaction schedule, task definition, roles and dead-letter queue."
   type        = bool
   default     = true
 }

@@ -1,7 +1,10 @@
 # Alert on a failed daily compaction (modules/compute/compaction.tf): an EventBridge rule on the default
 # bus catches the ECS "Task State Change" event of a compaction task that STOPPED with a non-zero exit
 # code, or that never started, and publishes one line to the alerts topic (the topic policy in main.tf
-# lets only this rule publish as EventBridge). Everything here has count = 0 when compaction_enabled is false.
+# lets only this rule publish as EventBridge). A run that never got a task (RunTask failing until the
+# schedule's retry policy gives up) produces no such event: the scheduler puts it in the compaction
+# dead-letter queue (modules/compute/compaction.tf) instead, and the alarm at the end of this file sends it
+# to the same topic. Everything here has count = 0 when compaction_enabled is false.
 #
 # The task is matched on taskDefinitionArn with a prefix ("<ARN without revision>:"), not on `group`:
 # `group` is only "family:<family>" by default and is whatever the caller of RunTask sets (the schedule's
@@ -52,4 +55,25 @@ resource "aws_cloudwatch_event_target" "compaction_failed" {
     }
     input_template = "PetroStream compaction failed: task <task> exit code <exitCode> (<stopCode>: <reason>); logs in ${var.compaction_log_group}"
   }
+}
+
+# RunTask never succeeded: the scheduler gave up and dead-lettered the invocation. The queue is empty on a
+# good day (no datapoints at all while it is idle: notBreaching); one message is one missed run. The alarm
+# stays in ALARM until the message is read and deleted (or the queue purged) after the cause is fixed.
+resource "aws_cloudwatch_metric_alarm" "compaction_dlq" {
+  count = local.compaction_alert_count
+
+  alarm_name          = "${var.project}-compaction-dlq"
+  alarm_description   = "The daily compaction task could not be started (RunTask failed until the schedule gave up); the dead-letter event in ${var.compaction_dlq_name} holds the error."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = var.compaction_dlq_name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  datapoints_to_alarm = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
 }

@@ -6,8 +6,8 @@ resource "aws_sns_topic" "alerts" {
   name = "${var.project}-alerts"
 }
 
-# Who may publish: the three alarms below (CloudWatch) and, when compaction is on, the compaction-failed
-# rule (EventBridge), each by exact source ARN. Principals of this account need no statement here: their
+# Who may publish: the three alarms below and, when compaction is on, the compaction dead-letter alarm
+# (CloudWatch) and the compaction-failed rule (EventBridge), each by exact source ARN. Principals of this account need no statement here: their
 # IAM policies suffice (the terraform role manages the topic and subscriptions that way).
 data "aws_iam_policy_document" "alerts_topic" {
   statement {
@@ -21,11 +21,14 @@ data "aws_iam_policy_document" "alerts_topic" {
     condition {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
-      values = [
-        aws_cloudwatch_metric_alarm.iterator_age.arn,
-        aws_cloudwatch_metric_alarm.alb_5xx.arn,
-        aws_cloudwatch_metric_alarm.inference_cpu.arn,
-      ]
+      values = concat(
+        [
+          aws_cloudwatch_metric_alarm.iterator_age.arn,
+          aws_cloudwatch_metric_alarm.alb_5xx.arn,
+          aws_cloudwatch_metric_alarm.inference_cpu.arn,
+        ],
+        aws_cloudwatch_metric_alarm.compaction_dlq[*].arn, # none when compaction is off
+      )
     }
   }
 

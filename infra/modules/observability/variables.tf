@@ -58,7 +58,7 @@ variable "cluster_arn" {
 }
 
 variable "compaction_enabled" {
-  description = "Create the compaction-failed alert (EventBridge rule to the alerts topic); the root compaction_enabled."
+  description = "Create the compaction alerts (failed-task EventBridge rule, dead-letter alarm) to the alerts topic; the root compaction_enabled."
   type        = bool
   default     = false
 }
@@ -71,6 +71,12 @@ variable "compaction_task_definition_arn" {
 
 variable "compaction_log_group" {
   description = "Log group of the compaction task, named in the alert (null when compaction is off)."
+  type        = string
+  default     = null
+}
+
+variable "compaction_dlq_name" {
+  description = "Dead-letter queue of the compaction schedule, watched by an alarm (null when compaction is off)."
   type        = string
   default     = null
 }
