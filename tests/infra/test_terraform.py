@@ -1094,8 +1094,13 @@ def test_terraform_validate_with_a_local_provider_mirror(tmp_path):
         pytest.skip(f"terraform or a provider mirror in {TF_PLUGIN_DIR} is missing (CI validates with setup-terraform)")
     work = tmp_path / "infra"
     shutil.copytree(INFRA, work, ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*"))
-    init = subprocess.run([terraform, "init", "-backend=false", "-input=false", "-no-color",
-                           f"-plugin-dir={TF_PLUGIN_DIR}"], cwd=work, capture_output=True, text=True, timeout=300)
+    init = subprocess.run(
+        [terraform, "init", "-backend=false", "-input=false", "-no-color", f"-plugin-dir={TF_PLUGIN_DIR}"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if init.returncode != 0 and "no available releases match" in init.stdout + init.stderr:
         pytest.skip(f"the mirror in {TF_PLUGIN_DIR} has no provider version matching infra/versions.tf")
     assert init.returncode == 0, init.stdout + init.stderr
