@@ -22,6 +22,7 @@ def compact(
     import re
 
     from petrostream import compaction, lake
+    from petrostream.progress import Progress
 
     if table not in TABLE_NAMES:
         raise UserError(f"--table must be one of {', '.join(TABLE_NAMES)}, not {table!r}")
@@ -30,8 +31,11 @@ def compact(
         raise UserError(f"--day must be YYYY-MM-DD, got {bad[0]!r}")
     if quiet_hours < 0 or target_mb <= 0:
         raise UserError("--quiet-hours must be >= 0 and --target-mb > 0")
+    progress = Progress(f"compact {table}", unit="objects", interval=5.0)
     results = compaction.compact(lake.TABLES[table], quiet_s=quiet_hours * 3600, days=day or None,
-                                 target_bytes=target_mb * 1024 * 1024, dry_run=dry_run)
+                                 target_bytes=target_mb * 1024 * 1024, dry_run=dry_run, progress=progress)
+    if results:
+        progress.close()
     if not results:
         typer.echo(f"{table}: no objects to compact")
         return

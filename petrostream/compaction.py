@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from petrostream import lake
+from petrostream.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,10 @@ def compact(
     row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
     dry_run: bool = False,
     now: float | None = None,
+    progress: Progress | None = None,
 ) -> list[DayResult]:
-    """Compact every quiet ``dt=`` partition of ``table`` (or only ``days``). Returns one result per day seen."""
+    """Compact every quiet ``dt=`` partition of ``table`` (or only ``days``). Returns one result per day seen.
+    ``progress`` counts the objects looked at (its total is set here)."""
     store = store or lake.LakeStore()
     bucket = table.bucket(store.settings)
     now = time.time() if now is None else now
@@ -115,10 +118,14 @@ def compact(
         if d is not None and o.key.endswith(".parquet") and (days is None or d in days):
             by_day.setdefault(d, []).append(o)
     results = []
+    if progress is not None:
+        progress.total = sum(len(v) for v in by_day.values())
     for d in sorted(by_day):
         objs = sorted(by_day[d], key=lambda o: o.key)
         res = DayResult(d, sources=len(objs), bytes_before=sum(o.size for o in objs))
         results.append(res)
+        if progress is not None:
+            progress.update(len(objs))
         if all(_is_output(o.key) for o in objs):  # nothing new and nothing to recover: no object is read
             res.skipped = "already compact"
             continue

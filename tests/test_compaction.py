@@ -154,6 +154,7 @@ def test_cli_dry_run_then_compact_and_bad_input(tmp_path):
     run = _cli("--quiet-hours", "0", lake_dir=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "1 of 2 days compacted" in run.stdout
+    assert "compact scored_readings: 7 objects in" in run.stderr  # progress with a rate on stderr
     assert len(_keys(store)) == 2
     bad = _cli("--table", "nope", lake_dir=tmp_path)
     assert bad.returncode == 1
