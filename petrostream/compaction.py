@@ -7,6 +7,10 @@ partition (no object written for ``quiet_s``: a replay or a late flush is not wr
 of about ``target_bytes`` each, rows sorted by (well, instance, time) in row groups of ``row_group_rows``, so
 the ``well`` min/max statistics of each row group prune per-well reads.
 
+Objects of the earlier layout (``dt=<day>/well=<well>/<name>``, the well only in the path) are compacted
+with the rest, ``well`` filled from the path: running ``compact`` once migrates a lake written by earlier
+versions.
+
 Crash safety without row-level deduplication: an output object is named by a hash of its sources and lists
 them in its Parquet metadata (``petrostream.compacted_from``). It is written before its sources are
 deleted; a run that finds an output whose sources still exist (an earlier run stopped in between) deletes
@@ -52,8 +56,17 @@ class DayResult:
 
 
 def _dt(key: str) -> str | None:
+    """The day of ``<prefix>/dt=<day>/<name>`` or of the earlier layout's ``<prefix>/dt=<day>/well=<well>/<name>``."""
     parts = key.split("/")
-    return parts[1][3:] if len(parts) == 3 and parts[1].startswith("dt=") else None
+    if len(parts) == 4 and not parts[2].startswith("well="):
+        return None
+    return parts[1][3:] if len(parts) in (3, 4) and parts[1].startswith("dt=") else None
+
+
+def _path_well(key: str) -> str | None:
+    """``<well>`` of the earlier layout's ``.../well=<well>/<name>`` (whose files do not hold the well)."""
+    seg = key.split("/")[-2]
+    return seg[5:] if seg.startswith("well=") else None
 
 
 def _is_output(key: str) -> bool:
@@ -76,8 +89,16 @@ def _groups(objs: list[lake.ObjectInfo], target_bytes: int) -> list[list[lake.Ob
 def _read(store: lake.LakeStore, bucket: str, key: str, schema: pa.Schema) -> pa.Table:
     t = pq.read_table(io.BytesIO(store.get(bucket, key)))
     t = t.replace_schema_metadata(None)
-    cols = [t.column(f.name).cast(f.type) if f.name in t.column_names else pa.nulls(len(t), f.type) for f in schema]
-    return pa.Table.from_arrays(cols, schema=schema)  # objects of an older layout lack `well`: nulls
+    well = _path_well(key)
+    cols = []
+    for f in schema:
+        if f.name in t.column_names:
+            cols.append(t.column(f.name).cast(f.type))
+        elif f.name == "well" and well is not None:  # the earlier layout kept the well in the path only
+            cols.append(pa.array([well] * len(t), f.type))
+        else:
+            cols.append(pa.nulls(len(t), f.type))
+    return pa.Table.from_arrays(cols, schema=schema)
 
 
 def _sorted(t: pa.Table, time_column: str) -> pa.Table:

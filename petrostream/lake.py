@@ -170,7 +170,12 @@ class LakeStore:
     def delete(self, bucket: str, keys: builtins.list[str]) -> None:
         if self.lake_dir is not None:
             for key in keys:
-                (Path(self.lake_dir) / bucket / key).unlink(missing_ok=True)
+                path = Path(self.lake_dir) / bucket / key
+                path.unlink(missing_ok=True)
+                try:
+                    path.parent.rmdir()  # a folder left empty (S3 has no folders to leave behind)
+                except OSError:
+                    pass
             return
         for i in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
             resp = self.s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]],

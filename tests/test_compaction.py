@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -161,3 +162,21 @@ def test_cli_dry_run_then_compact_and_bad_input(tmp_path):
     assert bad.stderr.strip().splitlines() == [
         "error: --table must be one of scored_readings, raw_readings, not 'nope'"]
     assert _cli("--day", "4 March", lake_dir=tmp_path).returncode == 1
+
+
+def test_objects_of_the_earlier_dt_well_layout_are_migrated(tmp_path):
+    """A lake written by earlier versions (dt=/well=/ objects, the well only in the path) becomes the new layout."""
+    store = lake.LakeStore(Settings(lake_dir=tmp_path))
+    bucket = store.settings.curated_bucket
+    old = lake.to_arrow(_flush(1), lake.SCORED.schema).drop_columns(["well"])  # as the earlier sink wrote them
+    for w in WELLS:
+        rows = old.filter(pc.equal(old.column("instance_id"), f"4_{w}_x"))
+        store.put(bucket, f"scored/dt=2021-03-04/well={w}/shardId-000000000000-1.parquet", lake.parquet_bytes(rows))
+    lake.write_partitioned(lake.SCORED, _flush(2), "shardId-000000000000-2", store)  # and one new-layout object
+    (res,) = compaction.compact(lake.SCORED, store, quiet_s=0)
+    assert res.sources == 4 and len(res.outputs) == 1
+    assert _keys(store) == res.outputs
+    assert not list((tmp_path / bucket / "scored").rglob("well=*"))  # the well= folders are gone too
+    back = lake.read_table(lake.SCORED, store)
+    assert len(back) == 600 and back["well"].notna().all()
+    assert (back["instance_id"] == "4_" + back["well"] + "_x").all()  # each row got its own well back
