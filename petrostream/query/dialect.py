@@ -13,6 +13,7 @@ import re
 import pandas as pd
 
 from petrostream.errors import UserError
+from petrostream.lake import PARTITION_KEYS
 
 READ_DIALECT = "presto"
 WRITE_DIALECT = "duckdb"
@@ -107,7 +108,6 @@ def to_duckdb(sql: str, database: str | None = None) -> str:
 
 
 _PATH_PARTITION = re.compile(r"/(\w+)=\(\[\^/\]\+\)/")
-PATH_PARTITION_KEYS = ("dt",)  # the lake's only path partition (petrostream.lake.PARTITION_KEYS)
 
 
 def _path_partitions_to_columns(tree) -> None:
@@ -123,7 +123,7 @@ def _path_partitions_to_columns(tree) -> None:
         if not (isinstance(col, exp.Column) and col.name == "$path" and isinstance(pattern, exp.Literal)):
             continue
         m = _PATH_PARTITION.fullmatch(pattern.name)
-        if m and m.group(1) in PATH_PARTITION_KEYS and (group is None or group.name == "1"):
+        if m and m.group(1) in PARTITION_KEYS and (group is None or group.name == "1"):
             node.replace(exp.column(m.group(1), table=col.table or None))
 
 
