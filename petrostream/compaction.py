@@ -165,7 +165,7 @@ def compact(
             res.skipped = f"written to in the last {quiet_s:g} s"
             continue
         small = [o for o in objs if not (_is_output(o.key) and o.size >= target_bytes // 2)]
-        if len(small) < 2:
+        if len(small) < 2 and not any(_path_well(o.key) for o in small):  # one object of the earlier layout: migrate
             res.skipped = "already compact"
             continue
         for group in _groups(small, target_bytes):

@@ -180,3 +180,14 @@ def test_objects_of_the_earlier_dt_well_layout_are_migrated(tmp_path):
     back = lake.read_table(lake.SCORED, store)
     assert len(back) == 600 and back["well"].notna().all()
     assert (back["instance_id"] == "4_" + back["well"] + "_x").all()  # each row got its own well back
+
+
+def test_a_lone_object_of_the_earlier_layout_is_migrated_too(tmp_path):
+    store = lake.LakeStore(Settings(lake_dir=tmp_path))
+    rows = lake.to_arrow(_flush(1), lake.SCORED.schema).drop_columns(["well"])
+    rows = rows.filter(pc.equal(rows.column("instance_id"), "4_WELL-00002_x"))
+    store.put(store.settings.curated_bucket, "scored/dt=2021-03-04/well=WELL-00002/s-1.parquet",
+              lake.parquet_bytes(rows))
+    (res,) = compaction.compact(lake.SCORED, store, quiet_s=0)
+    assert res.sources == 1 and len(res.outputs) == 1
+    assert set(lake.read_table(lake.SCORED, store)["well"]) == {"WELL-00002"}
