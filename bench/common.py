@@ -58,6 +58,7 @@ class Sizes:
     producer_batched_rows: int | None = None  # per instance (None: whole instances)
     inference_instances: int = 24
     inference_rows: int | None = None
+    inference_runs: int = 3  # service path runs (best counts, as for the bare model)
     inference_per_row_rows: int = 1_000
     inference_per_record_rows: int = 6_000
     serve_1x_seconds: int = 90  # replay window at real time (every sample instance interleaved)
@@ -81,7 +82,8 @@ class Sizes:
 FULL = Sizes()
 SMOKE = Sizes(
     producer_per_row_instances=2, producer_per_row_rows=50, producer_batched_instances=3, producer_batched_rows=1_000,
-    inference_instances=3, inference_rows=1_500, inference_per_row_rows=60, inference_per_record_rows=600,
+    inference_instances=3, inference_rows=1_500, inference_runs=2, inference_per_row_rows=60,
+    inference_per_record_rows=600,
     serve_1x_seconds=6, serve_1x_instances=6, serve_max_instances=3, serve_max_rows=1_000, serve_flush_s=1.0,
     serve_poll_s=0.2, serve_idle_exit_s=2.0, feature_instances=2, feature_rows=3_000, naive_feature_rows=80,
     query_rows=50_000, query_wells=4, query_repeats=1, pandas_repeats=1, model_load_repeats=1, train_in_run=False,

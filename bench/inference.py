@@ -83,6 +83,19 @@ def _service_path(model, records: list[dict], store) -> tuple[int, Any]:
     return rows, m
 
 
+def _service_best(model, records: list[dict], store, runs: int = 3) -> tuple[int, Any, Any]:
+    """``_service_path`` ``runs`` times, each with a fresh processor: (rows, fastest run, first run).
+
+    The same protocol as the bare baseline (its best run): the throughput of a warm service. The first run
+    also pays one-off costs (the S3 client, first calls into pyarrow and the kernels), reported beside it."""
+    rows, first = _service_path(model, records, store)
+    best = first
+    for _ in range(runs - 1):
+        _, m = _service_path(model, records, store)
+        best = m if m.cpu < best.cpu else best
+    return rows, best, first
+
+
 def _stages(model, records: list[dict], store) -> dict[str, float]:
     """The same path taken apart (CPU seconds per stage, same batches): decode, features, model call,
     scorer bookkeeping (ordering, duplicates, watermarks, tails, episodes), lake writes (scored + events)."""
@@ -221,12 +234,14 @@ def run(ctx: Context) -> dict[str, Any]:
     say("inference", f"{len(records):,} records of the data's rows ({ROWS_PER_RECORD} rows/record), "
                      f"micro-batches of {GET_RECORDS_LIMIT} records")
 
-    rows, m = _service_path(model, records, store)
+    rows, m, first = _service_best(model, records, store, z.inference_runs)
     service = {"rows": rows, "cpu_s": rnd(m.cpu), "wall_s": rnd(m.wall),
                "rows_per_cpu_s": rnd(rows / m.cpu, 1) if m.cpu else None,
-               "rows_per_s_wall": rnd(rows / m.wall, 1) if m.wall else None}
+               "rows_per_s_wall": rnd(rows / m.wall, 1) if m.wall else None,
+               "runs": z.inference_runs, "first_run_cpu_s": rnd(first.cpu)}
     say("inference", f"service path (decode+features+score+write): {service['rows_per_cpu_s']:,.0f} rows/s per core "
-                     f"({service['rows_per_s_wall']:,.0f} rows/s wall, {rows:,} rows)")
+                     f"({service['rows_per_s_wall']:,.0f} rows/s wall, {rows:,} rows; best of {z.inference_runs} runs, "
+                     f"the first {first.cpu:.2f} CPU s)")
 
     stages = _stages(model, records, store)
     total = sum(stages.values())

@@ -18,9 +18,10 @@ names) plus ``detector.joblib`` (and ``scaler.joblib``): the format the MLflow a
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,9 @@ from petrostream.features import (
     feature_names,
     instance_codes,
 )
+from petrostream.iforest import LeafValueScorer
+
+log = logging.getLogger(__name__)
 
 SCORE_COL = "anomaly_score"
 ALARM_COL = "is_anomaly"
@@ -83,6 +87,8 @@ class AnomalyModel:
     threshold: float
     scaler: Any = None
     metadata: dict[str, Any] | None = None
+    # (the detector's fitted trees, their LeafValueScorer or None); False: self_check turned it off
+    _leaf: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not callable(getattr(self.detector, "score_samples", None)):
@@ -126,7 +132,21 @@ class AnomalyModel:
             return np.zeros(0)
         if self.scaler is not None:
             X = self.scaler.transform(X)
-        return -np.asarray(self.detector.score_samples(X), dtype=np.float64)
+        fast = self._leaf_scorer()
+        raw = fast.score_samples(X) if fast is not None else self.detector.score_samples(X)
+        return -np.asarray(raw, dtype=np.float64)
+
+    def _leaf_scorer(self) -> LeafValueScorer | None:
+        """The IsolationForest fast path (``petrostream.iforest``) for the detector's current trees, if any."""
+        if self._leaf is False:
+            return None
+        trees = getattr(self.detector, "estimators_", None)
+        if self._leaf is None or self._leaf[0] is not trees:  # first use, or the detector was fitted again
+            self._leaf = (trees, LeafValueScorer.of(self.detector))
+        return self._leaf[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_leaf": None}  # rebuilt on first use: never pickled with the model
 
     def _output(self, scores: np.ndarray, index: pd.Index) -> pd.DataFrame:
         return pd.DataFrame(
@@ -155,6 +175,13 @@ class AnomalyModel:
             raise ModelError(f"model cannot score: {type(exc).__name__}: {str(exc)[:200]}") from exc
         if len(scores) != rows or not np.isfinite(scores).all():
             raise ModelError("model produced non-finite or missing scores on synthetic rows")
+        fast = self._leaf_scorer()
+        if fast is not None:
+            X = self.features(frame)
+            X = self.scaler.transform(X) if self.scaler is not None else X
+            if not np.array_equal(fast.score_samples(X), self.detector.score_samples(X)):
+                self._leaf = False  # keep sklearn's own scores: the fast path must be exact or off
+                log.warning("IsolationForest fast path differs from score_samples: using score_samples")
 
     def stream_scorer(self) -> StreamScorer:
         return StreamScorer(self)

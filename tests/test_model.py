@@ -176,3 +176,67 @@ def test_self_check_refuses_a_model_that_cannot_score():
         AnomalyModel(FeatureConfig(), NaNDetector(), 0.5).self_check()
     with pytest.raises(ModelError, match="cannot score: ValueError"):
         AnomalyModel(FeatureConfig(), WrongWidth(), 0.5).self_check()
+
+
+def _forest_data(n: int = 3000, f: int = 12) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(n, f)).cumsum(axis=0).astype(np.float32)  # time-series-like: neighbours alike
+    X[::97, 3] = np.nan  # NaNs and infinities reach the detector as they come
+    X[::113, 5] = np.inf
+    return X
+
+
+@pytest.mark.parametrize("params", [
+    {"n_estimators": 40, "max_samples": 256},
+    {"n_estimators": 25, "max_samples": 0.5, "max_features": 0.5, "bootstrap": True},  # trees on feature subsets
+    {"n_estimators": 3, "max_samples": 1},  # single-sample trees: depth 0, the score is set to 1 by definition
+])
+def test_iforest_fast_path_equals_score_samples_bit_for_bit(params):
+    """The service scores an IsolationForest through petrostream.iforest: the scores must be sklearn's exactly."""
+    from petrostream.iforest import LeafValueScorer
+
+    X = _forest_data()
+    det = IsolationForest(random_state=3, **params).fit(np.nan_to_num(X[::3], posinf=0.0))
+    fast = LeafValueScorer.of(det)
+    assert fast is not None
+    for layout in (np.asfortranarray(X), np.ascontiguousarray(X), X.astype(np.float64), X[::-7]):
+        np.testing.assert_array_equal(fast.score_samples(layout), det.score_samples(layout))
+    assert fast.score_samples(X[:0]).shape == (0,)
+    with pytest.raises(ValueError, match="fitted on 12"):
+        fast.score_samples(X[:, :5])
+
+
+def test_model_uses_the_fast_path_only_while_it_is_exact():
+    X = _forest_data()
+    cfg = FeatureConfig()
+    Xf = feature_matrix(pd.DataFrame({"P-PDG": 1e7 + X[:, 0] * 1e4, "T-TPT": 80 + X[:, 1]}), cfg)
+    model = AnomalyModel(cfg, IsolationForest(n_estimators=20, random_state=0).fit(Xf), 0.5)
+    assert model._leaf_scorer() is not None
+    np.testing.assert_array_equal(model.score_features(Xf), -model.detector.score_samples(Xf))
+    model.detector.fit(Xf[::2])  # re-fitted: the fast path follows the new trees
+    np.testing.assert_array_equal(model.score_features(Xf), -model.detector.score_samples(Xf))
+
+    # a detector that is not exactly sklearn's IsolationForest keeps its own score_samples
+    class Shifted(IsolationForest):
+        def score_samples(self, X):
+            return super().score_samples(X) - 1.0
+
+    other = AnomalyModel(cfg, Shifted(n_estimators=5, random_state=0).fit(Xf), 0.5)
+    assert other._leaf_scorer() is None
+    np.testing.assert_array_equal(other.score_features(Xf), 1.0 - IsolationForest.score_samples(other.detector, Xf))
+
+    # self_check turns the fast path off if it ever disagrees with sklearn (e.g. another sklearn's internals)
+    model.self_check()
+    assert model._leaf_scorer() is not None
+    fast = model._leaf_scorer()
+    tree, features, leaf_value = fast.trees[0]
+    fast.trees[0] = (tree, features, leaf_value + 1.0)
+    model.self_check()
+    assert model._leaf_scorer() is None
+    np.testing.assert_array_equal(model.score_features(Xf), -model.detector.score_samples(Xf))
+
+    import pickle
+
+    again = pickle.loads(pickle.dumps(model))
+    assert again._leaf is None  # the cache is never pickled
+    np.testing.assert_array_equal(again.score_features(Xf), -model.detector.score_samples(Xf))
