@@ -349,18 +349,6 @@ class ScoreResult:
     model_version: str = ""
 
 
-def _tail_mask(codes: np.ndarray, n: int) -> np.ndarray:
-    """True for the last ``n`` rows of each code (rows in any order; "last" = latest position)."""
-    order = np.argsort(codes, kind="stable")
-    sc = codes[order]
-    starts = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
-    sizes = np.diff(np.r_[starts, len(sc)])
-    pos = np.arange(len(sc)) - np.repeat(starts, sizes)
-    mask = np.empty(len(sc), dtype=bool)
-    mask[order] = pos >= np.repeat(sizes, sizes) - n
-    return mask
-
-
 class ShardScorer:
     """The scoring state of one shard (instances hash to one shard, so this is per-instance state).
 
@@ -373,7 +361,7 @@ class ShardScorer:
         self.episodes = EpisodeTracker(gap_s, idle_close_s, clock, write_interval_s=episode_write_s)
         self.watermarks: dict[str, int] = {}  # instance -> last scored timestamp (ms)
         self.seen_wall: dict[str, float] = {}
-        self.tails: pd.DataFrame | None = None
+        self.tails: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # instance -> (timestamps, values (rows, V))
         self._tail_rows_fixed = tail_rows
         self.ref: ModelSource | None = None
         self.scorer: StreamScorer | None = None
@@ -406,11 +394,11 @@ class ShardScorer:
         return self.ref
 
     def _warm_from_tails(self) -> int:
-        if self.tails is None or self.tails.empty:
+        n = self.tail_rows
+        if not self.tails or n <= 0:
             return 0
-        tails = self.tails.groupby("instance_id", sort=False).tail(self.tail_rows) if self.tail_rows else None
-        if tails is None or tails.empty:
-            return 0
+        tails = self.tail_frame()
+        tails = tails[tails.groupby("instance_id", sort=False).cumcount(ascending=False) < n]
         assert self.scorer is not None  # set together with self.ref in ensure_model
         self.scorer.score(tails)  # outputs discarded: only the feature windows matter
         return len(tails)
@@ -488,26 +476,41 @@ class ShardScorer:
         return ScoreResult(rows, n_dup, n_stale, ref.version)
 
     def _keep_tails(self, rows: pd.DataFrame, codes: np.ndarray) -> None:
-        """Keep the last ``tail_rows`` rows per instance (``rows`` sorted by instance, then time; ``codes``)."""
+        """Keep the last ``tail_rows`` rows per instance (``rows`` sorted by instance, then time; ``codes``):
+        timestamps and every 3W variable (absent -> NaN) as arrays, gathered once per micro-batch."""
         n = self.tail_rows
-        if n <= 0:
+        if n <= 0 or not len(rows):
             return
         bounds = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True])
         starts, stops = bounds[:-1], bounds[1:]
-        firsts = np.maximum(starts, stops - n)
-        take = np.concatenate([np.arange(a, b) for a, b in zip(firsts.tolist(), stops.tolist(), strict=True)])
-        cols = [c for c in ("instance_id", "timestamp", *VARIABLE_NAMES) if c in rows.columns]
-        new = rows.iloc[take][cols]
-        if self.tails is None or self.tails.empty:
-            self.tails = new.reset_index(drop=True)
-            return
-        # old rows only of instances with fewer than n new rows
-        full = [str(k) for k in rows["instance_id"].iloc[starts[stops - starts >= n]].tolist()]
-        old = self.tails[~self.tails["instance_id"].isin(full)] if full else self.tails
-        both = pd.concat([old, new], ignore_index=True) if len(old) else new.reset_index(drop=True)
-        if len(old):
-            both = both[_tail_mask(pd.factorize(both["instance_id"], use_na_sentinel=False)[0], n)]
-        self.tails = both.reset_index(drop=True)
+        lengths = stops - np.maximum(starts, stops - n)
+        offsets = np.r_[0, np.cumsum(lengths)]
+        take = np.repeat(stops - lengths - offsets[:-1], lengths) + np.arange(offsets[-1])
+        ts = rows["timestamp"].to_numpy()[take]
+        values = np.full((len(take), len(VARIABLE_NAMES)), np.nan)
+        for j, name in enumerate(VARIABLE_NAMES):
+            if name in rows.columns:
+                values[:, j] = pd.to_numeric(rows[name], errors="coerce").to_numpy(
+                    dtype=np.float64, na_value=np.nan)[take]
+        keys = [str(k) for k in rows["instance_id"].iloc[starts].tolist()]
+        for i, key in enumerate(keys):
+            t_new, v_new = ts[offsets[i] : offsets[i + 1]], values[offsets[i] : offsets[i + 1]]
+            old = self.tails.get(key)
+            if old is not None and len(t_new) < n:  # fewer new rows than the window: the old tail goes on
+                t_new = np.concatenate([old[0], t_new])[-n:]
+                v_new = np.concatenate([old[1], v_new])[-n:]
+            self.tails[key] = (t_new, v_new)
+
+    def tail_frame(self) -> pd.DataFrame:
+        """The kept tails as rows (instance_id, timestamp, the 3W variables), instance after instance."""
+        if not self.tails:
+            return pd.DataFrame(columns=["instance_id", "timestamp", *VARIABLE_NAMES])
+        keys = list(self.tails)
+        sizes = [len(self.tails[k][0]) for k in keys]
+        values = np.concatenate([self.tails[k][1] for k in keys])
+        return pd.DataFrame({"instance_id": np.repeat(np.array(keys, dtype=object), sizes),
+                             "timestamp": np.concatenate([self.tails[k][0] for k in keys]),
+                             **{name: values[:, j] for j, name in enumerate(VARIABLE_NAMES)}})
 
     # ------------------------------------------------------------------ housekeeping + persistence
 
@@ -520,8 +523,8 @@ class ShardScorer:
             self.seen_wall.pop(k, None)
             if self.scorer is not None:
                 self.scorer.forget(k)
-        if silent and self.tails is not None:
-            self.tails = self.tails[~self.tails["instance_id"].isin(silent)]
+        for k in silent:
+            self.tails.pop(k, None)
         return closed > 0 or self.episodes.has_due_writes()
 
     def state(self) -> dict:

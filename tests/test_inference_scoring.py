@@ -93,6 +93,24 @@ def test_hot_swap_between_micro_batches_with_warm_windows(loaded_model, parts):
     assert (merged["threshold"] == v2.threshold).all()
 
 
+def test_kept_tails_are_the_last_window_of_each_instance(loaded_model, parts):
+    """What a swapped-in model is warmed with: per instance, its last tail_rows rows of all 3W variables, also
+    when a micro-batch brings an instance fewer new rows than the window (old and new rows joined)."""
+    scorer = ShardScorer(lambda: ModelRef(loaded_model, "1"), tail_rows=60)
+    batches = _decoded(parts, rows_per_record=7)  # 7-row records: many batches bring < 60 rows of an instance
+    for b in batches:
+        scorer.score(b)
+    kept = scorer.tail_frame()
+    whole = _whole(parts).sort_values(["instance_id", "timestamp"])
+    expected = whole.groupby("instance_id").tail(60).reset_index(drop=True)
+    assert set(kept["instance_id"]) == set(whole["instance_id"])
+    kept = kept.sort_values(["instance_id", "timestamp"]).reset_index(drop=True)
+    pd.testing.assert_series_equal(kept["timestamp"], expected["timestamp"].astype(kept["timestamp"].dtype))
+    for name in loaded_model.feature_config.variables:
+        want = expected[name] if name in expected else pd.Series(np.nan, index=expected.index)
+        np.testing.assert_array_equal(kept[name].to_numpy(), want.to_numpy(dtype=float, na_value=np.nan))
+
+
 def _scored(instance: str, ts_s: list[int], alarms: list[int], scores=None) -> pd.DataFrame:
     n = len(ts_s)
     return pd.DataFrame({
