@@ -41,6 +41,7 @@ DEFAULT_QUIET_S = 6 * 3600.0  # longer than a flush, a lease handoff or a restar
 DEFAULT_TARGET_BYTES = 128 * 1024 * 1024  # AWS's advice for Athena: files of ~128 MB or more
 DEFAULT_ROW_GROUP_ROWS = 128 * 1024
 SORT_KEYS = ("well", "instance_id")
+_FOOTER_GUESS = 256 * 1024  # one ranged read usually holds a compacted object's whole footer
 
 
 @dataclass
@@ -111,7 +112,12 @@ def _output_name(keys: list[str]) -> str:
 
 
 def _sources_of(store: lake.LakeStore, bucket: str, key: str) -> list[str]:
-    meta = pq.read_metadata(io.BytesIO(store.get(bucket, key))).metadata or {}
+    """The source list of a compacted object, from its Parquet footer alone (ranged reads, not ~128 MB)."""
+    tail = store.get_tail(bucket, key, _FOOTER_GUESS)
+    need = int.from_bytes(tail[-8:-4], "little") + 8  # footer length + itself + the closing magic
+    if need > len(tail):
+        tail = store.get_tail(bucket, key, need)
+    meta = pq.read_metadata(io.BytesIO(b"PAR1" + tail[-need:])).metadata or {}  # a footer-only "file"
     raw = meta.get(SOURCES_KEY)
     return json.loads(raw) if raw else []
 

@@ -140,6 +140,15 @@ class LakeStore:
             return (Path(self.lake_dir) / bucket / key).read_bytes()
         return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
+    def get_tail(self, bucket: str, key: str, n: int) -> bytes:
+        """The last ``n`` bytes of an object (all of it if it is shorter): one ranged read."""
+        if self.lake_dir is not None:
+            with (Path(self.lake_dir) / bucket / key).open("rb") as f:
+                f.seek(0, io.SEEK_END)
+                f.seek(max(0, f.tell() - n))
+                return f.read()
+        return self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=-{n}")["Body"].read()
+
     def list(self, bucket: str, prefix: str = "") -> list[str]:
         if self.lake_dir is not None:
             root = Path(self.lake_dir) / bucket
@@ -147,10 +156,7 @@ class LakeStore:
                 return []
             keys = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
             return sorted(k for k in keys if k.startswith(prefix) and not k.endswith(".tmp"))
-        found: list[str] = []
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            found.extend(obj["Key"] for obj in page.get("Contents", []))
-        return found
+        return [o.key for o in self.list_objects(bucket, prefix)]
 
     def list_objects(self, bucket: str, prefix: str = "") -> builtins.list[ObjectInfo]:  # `list`: a method here
         """``list`` with sizes and modification times."""

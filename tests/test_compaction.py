@@ -110,6 +110,25 @@ def test_an_interrupted_compaction_is_finished_by_the_next_run(tmp_path, monkeyp
     pd.testing.assert_frame_equal(_rows(store), before)
 
 
+def test_finishing_an_interrupted_run_reads_only_the_outputs_footer(tmp_path, monkeypatch):
+    """Recovery needs the source list of a compacted object (~128 MB in production): its footer, not the object."""
+    store = _lake(tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(lake.LakeStore, "delete", lambda self, bucket, keys: (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            compaction.compact(lake.SCORED, store, quiet_s=0, days=["2021-03-04"])
+    (output,) = [k for k in _keys(store) if compaction.PREFIX in k]
+    reads, tails = [], []
+    get, get_tail = store.get, store.get_tail
+    store.get = lambda bucket, key: reads.append(key) or get(bucket, key)  # type: ignore[method-assign]
+    store.get_tail = lambda bucket, key, n: tails.append(n) or get_tail(bucket, key, n)  # type: ignore[method-assign]
+    compaction.compact(lake.SCORED, store, quiet_s=0, days=["2021-03-04"])
+    assert reads == []  # no whole object was read
+    assert tails == [compaction._FOOTER_GUESS]  # one ranged read of the output's end
+    monkeypatch.setattr(compaction, "_FOOTER_GUESS", 16)  # a footer longer than the first read: a second one
+    assert compaction._sources_of(store, store.settings.curated_bucket, output)
+
+
 def test_queries_see_the_same_lake_after_compaction(tmp_path):
     store = _lake(tmp_path, flushes=4)
     sql = "SELECT well, count(*) AS n, sum(is_anomaly) AS alarms FROM scored_readings GROUP BY well ORDER BY well"
@@ -137,6 +156,9 @@ def test_compact_on_the_emulators_s3(emulator):
     (res,) = compaction.compact(lake.SCORED, store, quiet_s=0)
     assert res.sources == 3 and len(res.outputs) == 1 and res.rows == 900
     assert _keys(store) == res.outputs
+    # the ranged footer read against S3 gives the compacted object's source list
+    assert len(compaction._sources_of(store, bucket, res.outputs[0])) == 3
+    assert store.get_tail(bucket, res.outputs[0], 4) == b"PAR1"
 
 
 def _cli(*args: str, lake_dir) -> subprocess.CompletedProcess:
