@@ -1,6 +1,7 @@
 """The embedded local AWS: a moto server on 127.0.0.1 plus an idempotent bootstrap of the same
 resources the Terraform declares (buckets, Kinesis stream, DynamoDB lease table, Glue catalog,
-Athena workgroup). No account, no Docker.
+Athena workgroup). No account, no Docker. The server is moto's application with HTTP keep-alive, as
+AWS endpoints have (``petrostream.emulator_server``).
 
 Known moto behaviour (measured): Kinesis puts slow down as a stream fills (~66 ms per 500-record
 batch when empty, ~500 ms after 50k records), no shard throughput limits and never a partial
@@ -88,7 +89,7 @@ def start(settings: Settings | None = None, port: int | None = None, state_dir: 
     log = open(state / "moto.log", "ab")  # noqa: SIM115 - handed to the child
     env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", s.local_host, "-p", str(port)],
+        [sys.executable, "-m", "petrostream.emulator_server", "-H", s.local_host, "-p", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

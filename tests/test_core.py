@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -133,6 +136,66 @@ def test_emulator_resources_visible_with_plain_boto3(emulator):
     glue = boto3.client("glue", endpoint_url=emulator.endpoint, region_name="us-east-1")
     cols = glue.get_table(DatabaseName=s.glue_database, Name=s.scored_table)["Table"]["StorageDescriptor"]["Columns"]
     assert {"anomaly_score", "model_version", "p_pdg"} <= {c["Name"] for c in cols}
+
+
+def test_emulator_keeps_client_connections_alive(emulator, monkeypatch):
+    """Like AWS, the emulator keeps HTTP connections open: a client's calls (bodies up and down, HEAD, an empty
+    204 reply, errors) share one TCP connection instead of paying a new one per call."""
+    import socket
+
+    import boto3
+    from botocore.config import Config
+
+    s3 = boto3.client("s3", endpoint_url=emulator.endpoint, region_name="us-east-1",
+                      config=Config(max_pool_connections=1, retries={"max_attempts": 1}))
+    bucket = f"keepalive-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    connects: list[object] = []
+    real_connect = socket.socket.connect
+
+    def counting_connect(self, address):
+        connects.append(address)
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", counting_connect)
+    body = os.urandom(300_000)
+    for i in range(5):
+        reply = s3.put_object(Bucket=bucket, Key=f"k{i}", Body=body)
+        assert reply["ResponseMetadata"]["HTTPHeaders"].get("connection") != "close"
+        assert s3.get_object(Bucket=bucket, Key=f"k{i}")["Body"].read() == body
+        assert s3.head_object(Bucket=bucket, Key=f"k{i}")["ContentLength"] == len(body)
+    with pytest.raises(s3.exceptions.NoSuchKey):
+        s3.get_object(Bucket=bucket, Key="absent")
+    assert s3.delete_object(Bucket=bucket, Key="k0")["ResponseMetadata"]["HTTPStatusCode"] == 204
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["k1", "k2", "k3", "k4"]
+    assert len(connects) <= 1, f"{len(connects)} TCP connections for 19 calls"
+
+
+def test_emulator_server_falls_back_to_moto_server_without_gunicorn(tmp_path):
+    """Where gunicorn cannot be installed (Windows), the emulator still runs: moto's own server."""
+    import urllib.request
+
+    from petrostream.local import free_port
+
+    port = free_port()
+    code = ("import sys; sys.modules['gunicorn'] = None; from petrostream.emulator_server import main; "
+            f"main(['-H', '127.0.0.1', '-p', '{port}'])")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1) as reply:
+                    assert reply.status == 200
+                    assert reply.headers["Connection"] == "close"  # werkzeug's server, not gunicorn
+                    break
+            except OSError:
+
+                time.sleep(0.2)
+        else:
+            pytest.fail("the fallback server never answered")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_local_cli_up_status_down(tmp_path):
