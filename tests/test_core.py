@@ -189,7 +189,6 @@ def test_emulator_server_falls_back_to_moto_server_without_gunicorn(tmp_path):
                     assert reply.headers["Connection"] == "close"  # werkzeug's server, not gunicorn
                     break
             except OSError:
-
                 time.sleep(0.2)
         else:
             pytest.fail("the fallback server never answered")
