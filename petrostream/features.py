@@ -208,9 +208,11 @@ def _features(X: np.ndarray, lengths: np.ndarray, pos0: np.ndarray, out_from: np
 
 
 def raw_matrix(frame: pd.DataFrame, config: FeatureConfig) -> np.ndarray:
-    """(n, V) float64 of the configured variables: absent -> NaN, non-numeric -> NaN, dead gauge -> NaN."""
+    """(n, V) float64 of the configured variables: absent -> NaN, non-numeric -> NaN, dead gauge -> NaN.
+
+    Variable-major in memory (Fortran order): columns are filled whole, and the feature kernel reads them."""
     n = len(frame)
-    out = np.full((n, len(config.variables)), np.nan)
+    out = np.full((len(config.variables), n), np.nan).T
     for j, v in enumerate(config.variables):
         if v not in frame.columns:
             continue
@@ -523,9 +525,17 @@ class StreamingFeatures:
         return out.T
 
     def _update(self, keys: list[Hashable], parts: list[np.ndarray]) -> np.ndarray:
+        """Features of ``parts`` (new raw rows per key, time order), each key's kept tail in front: all of them
+        assembled in one variable-major buffer, the layout the kernel reads (no intermediate stacking)."""
         V = len(self.config.variables)
-        chunks, pos0, out_from, refs, offset = [], [], [], [], 0
-        for key, new in zip(keys, parts, strict=True):
+        tails = [self._tails.get(key) for key in keys]
+        sizes = [len(new) + (0 if tail is None else len(tail)) for tail, new in zip(tails, parts, strict=True)]
+        total = sum(sizes)
+        if total == 0:
+            return np.empty((len(self.names), 0), dtype=np.float32)
+        X = np.empty((V, total)).T
+        pos0, out_from, refs, offset = [], [], [], 0
+        for key, new, tail, size in zip(keys, parts, tails, sizes, strict=True):
             ref = self._refs.get(key)
             if ref is None or np.isnan(ref).any():
                 first = _first_valid(new)
@@ -534,19 +544,17 @@ class StreamingFeatures:
                 ref = np.where(np.isnan(ref) & seen_any, first, ref)
                 self._refs[key] = ref
             refs.append(np.nan_to_num(ref, nan=0.0))
-            tail = self._tails.get(key, np.empty((0, V)))
+            kept = 0 if tail is None else len(tail)
+            if kept:
+                X[offset : offset + kept] = tail
+            X[offset + kept : offset + size] = new
             seen = self._seen.get(key, 0)
-            chunk = np.vstack([tail, new]) if len(tail) else new
-            chunks.append(chunk)
-            pos0.append(seen - len(tail))
-            out_from.append(len(tail))
-            offset += len(chunk)
-            self._tails[key] = chunk[max(0, len(chunk) - self._tail_len):].copy()
+            pos0.append(seen - kept)
+            out_from.append(kept)
+            self._tails[key] = X[max(offset, offset + size - self._tail_len) : offset + size].copy()
             self._seen[key] = seen + len(new)
-        if offset == 0:
-            return np.empty((len(self.names), 0), dtype=np.float32)
-        return _features(np.vstack(chunks), np.array([len(c) for c in chunks]), np.array(pos0), np.array(out_from),
-                         self.config, np.array(refs))
+            offset += size
+        return _features(X, np.array(sizes), np.array(pos0), np.array(out_from), self.config, np.array(refs))
 
     def forget(self, key: Hashable) -> None:
         self._tails.pop(key, None)
