@@ -45,6 +45,13 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return rnd(a / b, 2)
 
 
+def describe_model(facts: dict[str, Any]) -> str:
+    """``detector_facts`` in a few words: "IsolationForest, 200 trees x 512 samples, 41 features"."""
+    forest = (f", {facts['trees']} trees x {facts.get('max_samples', '?')} samples" if "trees" in facts else "")
+    return f"{facts['detector']}{forest}, {facts['features']} features"
+
+
+
 # ---------------------------------------------------------------------------------------------- sizes
 
 
@@ -77,6 +84,9 @@ class Sizes:
     pandas_repeats: int = 2
     model_load_repeats: int = 3
     train_in_run: bool = True
+    # --smoke instead: a tiny real training (2 trials, short instances), only to serve what it registers
+    tiny_train_args: tuple[str, ...] = ("--trials", "2", "--families", "iforest",
+                                        "--max-rows-per-instance", "600", "--eval-stride", "10")
 
 
 FULL = Sizes()

@@ -204,6 +204,37 @@ def _bare(model, records: list[dict]) -> dict[str, Any]:
             "features_batch_rows_per_cpu_s": rnd(n / mf.cpu, 1) if mf.cpu else None}
 
 
+def detector_facts(model) -> dict[str, Any]:
+    """What the detector is (class, forest size) and what it reads (features, windows)."""
+    det = model.detector
+    facts: dict[str, Any] = {"detector": type(det).__name__, "features": len(model.feature_names),
+                             "windows": list(model.feature_config.windows)}
+    for attr, key in (("n_estimators", "trees"), ("_max_samples", "max_samples"), ("max_features", "max_features")):
+        if hasattr(det, attr):
+            facts[key] = getattr(det, attr)
+    return facts
+
+
+def fraction_with(ctx: Context, model) -> dict[str, Any]:
+    """The service path against the bare detector as above, with another model on the same kind of records:
+    used for the model ``petrostream train`` registered (what a user actually serves), where the benchmark
+    model is the cheapest forest (sklearn's defaults) on the most features, the hardest case for this ratio."""
+    from petrostream import lake
+    from petrostream.settings import Settings
+
+    z = ctx.sizes
+    model.self_check()
+    records = make_records(ctx, ctx.pick(z.inference_instances), z.inference_rows)
+    store = lake.LakeStore(Settings(curated_bucket=ctx.fresh_bucket("trained")))
+    rows, m, _first = _service_best(model, records, store, z.inference_runs)
+    bare = _bare(model, records)
+    service_rate = rows / m.cpu if m.cpu else None
+    r = ratio(service_rate, bare["rows_per_cpu_s"])
+    return {"model": detector_facts(model), "rows": rows, "service_cpu_s": rnd(m.cpu),
+            "service_rows_per_cpu_s": rnd(service_rate, 1), "bare_model": bare, "fraction_of_bare_model": r,
+            "met_fraction_of_bare": r is not None and r >= TARGET_VS_BARE}
+
+
 def _profile(model, records: list[dict], store, top: int = 12) -> list[dict]:
     import cProfile
     import pstats

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import ratio, rnd
+from bench.common import describe_model, ratio, rnd
 
 SHARD_RECORDS_PER_S = 1000
 SHARD_BYTES_PER_S = 1024 * 1024
@@ -118,6 +118,14 @@ def headline(res: dict[str, Any]) -> list[dict[str, Any]]:
     i = res.get("inference") or {}
     rows += _inference_headline(i)
     t = res.get("training") or {}
+    st = t.get("serving_the_trained_model") or {}
+    if st.get("fraction_of_bare_model") is not None:
+        rows.append(_row(f"Inference end to end vs the bare model, serving the model that training "
+                         f"(`{st['training']}`) registered ({describe_model(st['model'])}), per core",
+                         _n(st["service_rows_per_cpu_s"], "rows/s"),
+                         f"bare {st['model']['detector']}.score_samples: "
+                         f"{_n(st['bare_model']['rows_per_cpu_s'], 'rows/s')}",
+                         st["fraction_of_bare_model"], ">= 0.5", st.get("met_fraction_of_bare"), times=False))
     f = t.get("features") or {}
     if f:
         rows.append(_row("Feature extraction (features.compute_features), per core",
@@ -322,7 +330,7 @@ def _training(t: dict | None) -> list[str]:
                     f"(of {b['all_features']}): {100 * (b['share_equal_within_1e-4'] or 0):.2f} % of values equal "
                     f"within 1e-4, max |diff| {b['max_abs_diff_vs_vectorised']}."]
     rows = []
-    for prof in ("train_quick", "train_full"):
+    for prof in ("train_quick", "train_full", "train_tiny"):
         tr = t.get(prof) or {}
         if tr.get("skipped"):
             rows.append([prof[6:], "skipped", tr["skipped"], "", ""])
@@ -332,6 +340,21 @@ def _training(t: dict | None) -> list[str]:
     if rows:
         out += ["", _table(["`petrostream train --profile`", "status", "wall", "CPU", "peak RSS (process tree)"],
                            rows)]
+    st = t.get("serving_the_trained_model") or {}
+    if st.get("error"):
+        out += ["", f"Serving the trained model: failed: {st['error']}"]
+    elif st:
+        b = st["bare_model"]
+        out += ["", f"Serving the model that training (`{st['training']}`) registered, "
+                    f"{describe_model(st['model'])} (the inference section's benchmark model is sklearn's default "
+                    "forest on every feature: the cheapest model per row, so there the service's own work weighs "
+                    "most), on the inference section's records:", ""]
+        out.append(_table(["path", "rows", "CPU", "rows/s per core"],
+                          [["service path (best of runs)", _n(st["rows"]), _n(st["service_cpu_s"], "s", 2),
+                            _n(st["service_rows_per_cpu_s"])],
+                           [f"bare {st['model']['detector']}.score_samples", _n(b["rows"]), _n(b["cpu_s"], "s", 2),
+                            _n(b["rows_per_cpu_s"])]]))
+        out += ["", f"Fraction of the bare model's rate: {st['fraction_of_bare_model']} (target >= 0.5)."]
     return out
 
 

@@ -1,6 +1,8 @@
 """Training: wall time and peak memory of ``petrostream train --profile quick`` (and ``full`` with
 ``--full-training``) in a temporary MLflow store, and feature extraction (``features.compute_features`` over real
-instances) against a naive per-row Python loop computing the same features over a small slice."""
+instances) against a naive per-row Python loop computing the same features over a small slice. Then the model that
+training registered is loaded from that store (as MLflow serves it) and put through the inference section's
+service-vs-bare-model measurement (``--smoke``: a tiny real training instead of the quick profile)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import Child, Context, child_env, cli, measure, ratio, rnd, say
+from bench.common import Child, Context, child_env, cli, describe_model, measure, ratio, rnd, say
 
 TIMEOUT_S = {"quick": 1800.0, "full": 4 * 3600.0}
+TRAINED_MODEL = "petrostream-anomaly"  # registered model name in the temporary store
 
 
 # ---------------------------------------------------------------------------------------------- naive features
@@ -124,16 +127,18 @@ def _features(ctx: Context) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- train CLI
 
 
-def _train(ctx: Context, profile: str) -> dict[str, Any]:
-    d = ctx.tmp / f"train-{profile}"
+def _train(ctx: Context, profile: str, extra: tuple[str, ...] = (), label: str | None = None) -> dict[str, Any]:
+    """``petrostream train --profile <profile> <extra>`` in its own temporary MLflow store (``train-<label>``)."""
+    label = label or profile
+    d = ctx.tmp / f"train-{label}"
     d.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{d / 'mlflow.db'}"
     env = child_env(PETROSTREAM_MLFLOW_TRACKING_URI=uri, MLFLOW_TRACKING_URI=uri,
                     PETROSTREAM_MLFLOW_ARTIFACT_ROOT=str(d / "artifacts"),
                     PETROSTREAM_OPTUNA_STORAGE=f"sqlite:///{d / 'optuna.db'}",
-                    PETROSTREAM_REPORTS_DIR=str(d / "reports"), PETROSTREAM_MODEL_NAME="petrostream-anomaly")
-    say("training", f"petrostream train --profile {profile} (temporary MLflow store) ...")
-    child = Child(cli("train", "--data", str(ctx.data), "--profile", profile), d / "train.log", env,
+                    PETROSTREAM_REPORTS_DIR=str(d / "reports"), PETROSTREAM_MODEL_NAME=TRAINED_MODEL)
+    say("training", f"petrostream train --profile {profile} {' '.join(extra)} (temporary MLflow store) ...")
+    child = Child(cli("train", "--data", str(ctx.data), "--profile", profile, *extra), d / "train.log", env,
                   sample_s=1.0, tree=True)
     finished = child.wait(TIMEOUT_S[profile])
     if not finished:
@@ -141,7 +146,7 @@ def _train(ctx: Context, profile: str) -> dict[str, Any]:
     mem = child.memory()
     peak = mem.get("peak_rss_mib")
     out = {
-        "command": f"petrostream train --data <data> --profile {profile}",
+        "command": " ".join(["petrostream train --data <data> --profile", profile, *extra]),
         "exit_code": child.returncode,
         "ok": finished and child.returncode == 0,
         "wall_s": rnd(child.wall, 1),
@@ -159,12 +164,42 @@ def _train(ctx: Context, profile: str) -> dict[str, Any]:
     return out
 
 
+def _serving_the_trained_model(ctx: Context, label: str) -> dict[str, Any]:
+    """The inference section's service-vs-bare-model measurement with the model this training registered."""
+    import mlflow
+
+    from bench.inference import fraction_with
+    from petrostream import pyfunc
+
+    uri = f"sqlite:///{ctx.tmp / f'train-{label}' / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        model = pyfunc.load(f"models:/{TRAINED_MODEL}@challenger")
+    except Exception as exc:  # the training figures stand on their own: report, do not fail the section
+        return {"error": f"could not load the trained model: {type(exc).__name__}: {str(exc)[:200]}"}
+    finally:
+        mlflow.set_tracking_uri(previous)
+    out = fraction_with(ctx, model)
+    f = out["model"]
+    say("training", f"serving the model train-{label} registered ({describe_model(f)}): "
+                    f"{out['fraction_of_bare_model']} of "
+                    f"the bare model's rate ({out['service_rows_per_cpu_s']:,.0f} vs "
+                    f"{out['bare_model']['rows_per_cpu_s']:,.0f} rows/s per core)")
+    return {"training": label, **out}
+
+
 def run(ctx: Context) -> dict[str, Any]:
     result: dict[str, Any] = {"features": _features(ctx)}
     if ctx.sizes.train_in_run:
         result["train_quick"] = _train(ctx, "quick")
+        trained = "quick" if result["train_quick"]["ok"] else None
     else:
         result["train_quick"] = {"skipped": "--smoke: the quick profile takes minutes (run without --smoke)"}
+        result["train_tiny"] = _train(ctx, "quick", ctx.sizes.tiny_train_args, label="tiny")
+        trained = "tiny" if result["train_tiny"]["ok"] else None
+    if trained:
+        result["serving_the_trained_model"] = _serving_the_trained_model(ctx, trained)
     if ctx.full_training:
         result["train_full"] = _train(ctx, "full")
     else:

@@ -52,6 +52,10 @@ def test_smoke_run_writes_every_section_and_the_table(tmp_path):
         assert inf[kind]["latency_produced_to_queryable_s"]["p99"] is not None
         assert inf[kind]["service_memory"]["peak_rss_mib"] > 0
     assert results["training"]["features"]["ratio"] > 0
+    assert results["training"]["train_tiny"]["ok"]  # a real (tiny) training, then its registered model served
+    served = results["training"]["serving_the_trained_model"]
+    assert served["model"]["detector"] == "IsolationForest" and served["rows"] > 0
+    assert served["fraction_of_bare_model"] > 0 and served["bare_model"]["rows"] == served["rows"]
     assert results["queries"]["lake"]["rows"] >= 50_000 and results["queries"]["all_results_match"]
     assert results["model"]["cold_load"]["process_wall_s"] > 0
     assert results["ceiling"]["wells_per_task_service_path"] > 0
