@@ -80,7 +80,8 @@ def _n(x: Any, unit: str = "", digits: int = 0) -> str:
     return f"{s} {unit}".strip()
 
 
-def _inference_headline(i: dict[str, Any]) -> list[dict[str, Any]]:
+def _inference_headline(i: dict[str, Any], trained: dict[str, Any]) -> list[dict[str, Any]]:
+    """The inference rows; ``trained``: the training section's serving of the model it registered, if any."""
     rows: list[dict[str, Any]] = []
     if "service_path" in i:
         sp = i["service_path"]["rows_per_cpu_s"]
@@ -90,6 +91,14 @@ def _inference_headline(i: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(_row("Inference end to end vs the bare model, per core", _n(sp, "rows/s"),
                          f"bare IsolationForest.score_samples: {_n(i['bare_model']['rows_per_cpu_s'], 'rows/s')}",
                          i.get("fraction_of_bare_model"), ">= 0.5", i.get("met_fraction_of_bare"), times=False))
+    if trained.get("fraction_of_bare_model") is not None:
+        rows.append(_row(f"Inference end to end vs the bare model, serving the model that training "
+                         f"(`{trained['training']}`) registered ({describe_model(trained['model'])}), per core",
+                         _n(trained["service_rows_per_cpu_s"], "rows/s"),
+                         f"bare {trained['model']['detector']}.score_samples: "
+                         f"{_n(trained['bare_model']['rows_per_cpu_s'], 'rows/s')}",
+                         trained["fraction_of_bare_model"], ">= 0.5", trained.get("met_fraction_of_bare"),
+                         times=False))
     for kind, label in (("serve_1x", "1x real time"), ("serve_max", "max speed")):
         s = i.get(kind) or {}
         q = s.get("latency_produced_to_queryable_s")
@@ -116,16 +125,8 @@ def headline(res: dict[str, Any]) -> list[dict[str, Any]]:
                          f"one put_record per row: {_n(p['per_row']['rows_per_s'], 'rows/s')}", p.get("ratio"),
                          ">= 50x", p.get("met")))
     i = res.get("inference") or {}
-    rows += _inference_headline(i)
     t = res.get("training") or {}
-    st = t.get("serving_the_trained_model") or {}
-    if st.get("fraction_of_bare_model") is not None:
-        rows.append(_row(f"Inference end to end vs the bare model, serving the model that training "
-                         f"(`{st['training']}`) registered ({describe_model(st['model'])}), per core",
-                         _n(st["service_rows_per_cpu_s"], "rows/s"),
-                         f"bare {st['model']['detector']}.score_samples: "
-                         f"{_n(st['bare_model']['rows_per_cpu_s'], 'rows/s')}",
-                         st["fraction_of_bare_model"], ">= 0.5", st.get("met_fraction_of_bare"), times=False))
+    rows += _inference_headline(i, t.get("serving_the_trained_model") or {})
     f = t.get("features") or {}
     if f:
         rows.append(_row("Feature extraction (features.compute_features), per core",

@@ -137,7 +137,7 @@ def _train(ctx: Context, profile: str, extra: tuple[str, ...] = (), label: str |
                     PETROSTREAM_MLFLOW_ARTIFACT_ROOT=str(d / "artifacts"),
                     PETROSTREAM_OPTUNA_STORAGE=f"sqlite:///{d / 'optuna.db'}",
                     PETROSTREAM_REPORTS_DIR=str(d / "reports"), PETROSTREAM_MODEL_NAME=TRAINED_MODEL)
-    say("training", f"petrostream train --profile {profile} {' '.join(extra)} (temporary MLflow store) ...")
+    say("training", f"{' '.join(['petrostream train --profile', profile, *extra])} (temporary MLflow store) ...")
     child = Child(cli("train", "--data", str(ctx.data), "--profile", profile, *extra), d / "train.log", env,
                   sample_s=1.0, tree=True)
     finished = child.wait(TIMEOUT_S[profile])
