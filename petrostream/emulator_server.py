@@ -30,7 +30,9 @@ def _options(host: str, port: int) -> dict[str, Any]:
         "keepalive": KEEP_ALIVE_S,
         "timeout": 0,  # never restart the worker: it holds every emulated resource
         "graceful_timeout": 2,
-        "header_map": "dangerous",  # keep header names with underscores (S3 metadata), as moto.server does
+        # keep headers whose names hold underscores (gunicorn drops them by default); unlike moto.server,
+        # an S3 user-metadata key "a_b" then reads back as "a-b" (PetroStream sets no user metadata)
+        "header_map": "dangerous",
         "control_socket_disable": True,
         "accesslog": None,
         "loglevel": "warning",
