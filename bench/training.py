@@ -127,12 +127,17 @@ def _features(ctx: Context) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- train CLI
 
 
+def _tracking_uri(ctx: Context, label: str) -> str:
+    """The temporary MLflow store of the training run ``label`` (its folder holds the run's other state too)."""
+    return f"sqlite:///{ctx.tmp / f'train-{label}' / 'mlflow.db'}"
+
+
 def _train(ctx: Context, profile: str, extra: tuple[str, ...] = (), label: str | None = None) -> dict[str, Any]:
     """``petrostream train --profile <profile> <extra>`` in its own temporary MLflow store (``train-<label>``)."""
     label = label or profile
     d = ctx.tmp / f"train-{label}"
     d.mkdir(parents=True, exist_ok=True)
-    uri = f"sqlite:///{d / 'mlflow.db'}"
+    uri = _tracking_uri(ctx, label)
     env = child_env(PETROSTREAM_MLFLOW_TRACKING_URI=uri, MLFLOW_TRACKING_URI=uri,
                     PETROSTREAM_MLFLOW_ARTIFACT_ROOT=str(d / "artifacts"),
                     PETROSTREAM_OPTUNA_STORAGE=f"sqlite:///{d / 'optuna.db'}",
@@ -171,9 +176,8 @@ def _serving_the_trained_model(ctx: Context, label: str) -> dict[str, Any]:
     from bench.inference import fraction_with
     from petrostream import pyfunc
 
-    uri = f"sqlite:///{ctx.tmp / f'train-{label}' / 'mlflow.db'}"
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(_tracking_uri(ctx, label))
     try:
         model = pyfunc.load(f"models:/{TRAINED_MODEL}@challenger")
     except Exception as exc:  # the training figures stand on their own: report, do not fail the section

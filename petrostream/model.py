@@ -170,16 +170,15 @@ class AnomalyModel:
         rng = np.random.default_rng(0)
         frame = pd.DataFrame({v: 1e5 + rng.normal(0, 1, rows).cumsum() for v in self.feature_config.variables})
         try:
-            scores = self.predict(frame)[SCORE_COL].to_numpy()
+            X = self.features(frame)
+            scores = self.score_features(X)  # through the fast path, if the detector has one
         except Exception as exc:
             raise ModelError(f"model cannot score: {type(exc).__name__}: {str(exc)[:200]}") from exc
         if len(scores) != rows or not np.isfinite(scores).all():
             raise ModelError("model produced non-finite or missing scores on synthetic rows")
-        fast = self._leaf_scorer()
-        if fast is not None:
-            X = self.features(frame)
-            X = self.scaler.transform(X) if self.scaler is not None else X
-            if not np.array_equal(fast.score_samples(X), self.detector.score_samples(X)):
+        if self._leaf_scorer() is not None:
+            scaled = self.scaler.transform(X) if self.scaler is not None else X
+            if not np.array_equal(scores, -self.detector.score_samples(scaled)):
                 self._leaf = False  # keep sklearn's own scores: the fast path must be exact or off
                 log.warning("IsolationForest fast path differs from score_samples: using score_samples")
 
