@@ -1,5 +1,5 @@
 """What every benchmark section shares: sizes, clocks, the run context (temp dir, local emulator, data,
-the benchmark model), child processes with memory sampling, machine facts."""
+the served model and the reference forest), child processes with memory sampling, machine facts."""
 
 from __future__ import annotations
 
@@ -373,7 +373,7 @@ class BenchModel:
 
 
 class Context:
-    """One benchmark run: temp dir, the local emulator, the data, the benchmark model, shared results."""
+    """One benchmark run: temp dir, the local emulator, the data, the models, shared results."""
 
     def __init__(self, smoke: bool, data: Path | None = None, full_training: bool = False, keep_tmp: bool = False):
         self.smoke = smoke
@@ -387,7 +387,8 @@ class Context:
         self._data: Path | None = None
         self.data_facts: dict[str, Any] = {}
         self._infos: list | None = None
-        self._model: BenchModel | None = None
+        self._reference: BenchModel | None = None
+        self._served: BenchModel | None = None
         self.cache: dict[str, Any] = {}  # results shared between sections (e.g. the serve runs)
 
     # ------------------------------------------------------------------ environment + emulator
@@ -491,14 +492,34 @@ class Context:
                     out.append(by_class[c].pop(0))
         return out
 
-    # ------------------------------------------------------------------ the benchmark model
+    # ------------------------------------------------------------------ the models
 
-    def model(self) -> BenchModel:
-        """A real IsolationForest on features of the data, exported to the emulator's models bucket the way the
-        service finds its champion (``model_store.export`` -> champion.json). Built once per run."""
-        if self._model is None:
-            self._model = _build_model(self)
-        return self._model
+    def served_model(self) -> BenchModel:
+        """The model the product serves: what ``petrostream train`` registers (``make train``'s quick profile;
+        ``--smoke``: a tiny training), exported to the emulator's models bucket by ``petrostream export`` and
+        loaded from there as the service loads its champion. Every service figure uses it. Built once per run;
+        if training fails, the reference forest stands in (said so in the results)."""
+        if self._served is None:
+            from bench.training import served_model
+
+            self._served = served_model(self)
+        return self._served
+
+    def reference_model(self, export: bool = False) -> BenchModel:
+        """The reference forest: sklearn's defaults (100 trees x 256 samples) on every feature, fit on normal
+        rows. The cheapest forest per row, so the one where the service's own work weighs most. ``export``: also
+        export it as the champion (only when it stands in for the served model)."""
+        if self._reference is None:
+            self._reference = _build_reference(self)
+        if export and not self._reference.manifest:
+            from petrostream import model_store
+
+            ref = self._reference
+            ref.manifest = model_store.export(ref.model_dir, name=MODEL_NAME, version=MODEL_VERSION, run_id=None,
+                                              metrics={})
+            ref.facts.update(export_bytes=int(sum(f["bytes"] for f in ref.manifest["files"].values())),
+                             export_files=len(ref.manifest["files"]))
+        return self._reference
 
 
 def _count_rows(paths: list[Path]) -> int | None:
@@ -510,17 +531,17 @@ def _count_rows(paths: list[Path]) -> int | None:
         return None
 
 
-def _build_model(ctx: Context) -> BenchModel:
+def _build_reference(ctx: Context) -> BenchModel:
     import numpy as np
     import pandas as pd
     from sklearn.ensemble import IsolationForest
 
-    from petrostream import model_store, pyfunc
+    from petrostream import pyfunc
     from petrostream.dataset import read_instance
     from petrostream.features import FeatureConfig, feature_matrix
     from petrostream.model import AnomalyModel
 
-    say("setup", "fitting the benchmark model (IsolationForest on normal rows of the data) ...")
+    say("setup", "fitting the reference forest (sklearn defaults, on normal rows of the data) ...")
     per_instance, want_rows, max_instances = 3000, 24_000, 8
     frames, used = [], []
     for info in sorted(ctx.infos, key=lambda i: (i.event_class not in (0, 1, 2, 6), i.event_class, i.path.name)):
@@ -544,22 +565,19 @@ def _build_model(ctx: Context) -> BenchModel:
     det = IsolationForest(n_estimators=100, max_samples=256, random_state=0).fit(X)
     scores = -det.score_samples(X)
     model = AnomalyModel(config, det, float(np.quantile(scores, 0.99)),
-                         metadata={"purpose": "benchmark", "trained_on": used})
-    model_dir = pyfunc.save_model(model, ctx.tmp / "bench-model", input_example_rows=None)
-    manifest = model_store.export(model_dir, name=MODEL_NAME, version=MODEL_VERSION, run_id=None, metrics={})
+                         metadata={"purpose": "benchmark reference", "trained_on": used})
+    model_dir = pyfunc.save_model(model, ctx.tmp / "reference-model", input_example_rows=None)
     facts = {
-        "detector": "sklearn IsolationForest(n_estimators=100, max_samples=256)",
+        "source": "reference forest (sklearn defaults, fit by the bench)",
+        "detector": "IsolationForest", "trees": 100, "max_samples": 256,
         "features": len(model.feature_names),
         "windows": list(config.windows),
         "fit_rows": len(train),
         "fit_on": fit_on,
         "fit_instances": len(used),
-        "export_bytes": int(sum(f["bytes"] for f in manifest["files"].values())),
-        "export_files": len(manifest["files"]),
     }
-    say("setup", f"benchmark model exported: {facts['features']} features, {facts['fit_rows']:,} fit rows, "
-                 f"{facts['export_bytes'] / 1024:,.0f} KiB")
-    return BenchModel(MODEL_NAME, MODEL_VERSION, model, Path(model_dir), manifest, facts)
+    say("setup", f"reference forest: {facts['features']} features, {facts['fit_rows']:,} fit rows")
+    return BenchModel(MODEL_NAME, MODEL_VERSION, model, Path(model_dir), {}, facts)
 
 
 def dumps(obj: Any) -> str:

@@ -49,7 +49,7 @@ def _cold_load(ctx: Context, i: int) -> dict[str, Any]:
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    bm = ctx.model()
+    bm = ctx.served_model()
     runs = [_cold_load(ctx, i) for i in range(ctx.sizes.model_load_repeats)]
 
     def med(k: str) -> float | None:

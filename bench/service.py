@@ -70,7 +70,7 @@ def _serve_run(ctx: Context, kind: str) -> dict[str, Any]:
     from petrostream.settings import Settings
 
     z = ctx.sizes
-    ctx.model()  # the champion must be exported before the service starts
+    ctx.served_model()  # the champion must be exported before the service starts
     stream = ctx.fresh_stream(f"serve-{kind}")
     bucket = ctx.fresh_bucket(f"lake-{kind}")
     store = lake.LakeStore(Settings(curated_bucket=bucket))

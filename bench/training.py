@@ -1,19 +1,34 @@
 """Training: wall time and peak memory of ``petrostream train --profile quick`` (and ``full`` with
 ``--full-training``) in a temporary MLflow store, and feature extraction (``features.compute_features`` over real
-instances) against a naive per-row Python loop computing the same features over a small slice. Then the model that
-training registered is loaded from that store (as MLflow serves it) and put through the inference section's
-service-vs-bare-model measurement (``--smoke``: a tiny real training instead of the quick profile)."""
+instances) against a naive per-row Python loop computing the same features over a small slice.
+
+The quick training is also where the model every service figure uses comes from (``served_model``): the version it
+registers is exported by ``petrostream export`` to the emulator's models bucket and loaded from there, the way
+``make train`` + ``make promote`` feed the service (``--smoke``: a tiny real training instead of the quick
+profile)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.common import Child, Context, child_env, cli, describe_model, measure, ratio, rnd, say
+from bench.common import (
+    MODEL_NAME,
+    BenchModel,
+    Child,
+    Context,
+    child_env,
+    cli,
+    describe_model,
+    measure,
+    ratio,
+    rnd,
+    say,
+)
 
 TIMEOUT_S = {"quick": 1800.0, "full": 4 * 3600.0}
-TRAINED_MODEL = "petrostream-anomaly"  # registered model name in the temporary store
 
 
 # ---------------------------------------------------------------------------------------------- naive features
@@ -132,16 +147,22 @@ def _tracking_uri(ctx: Context, label: str) -> str:
     return f"sqlite:///{ctx.tmp / f'train-{label}' / 'mlflow.db'}"
 
 
+def _training_env(ctx: Context, label: str) -> dict[str, str]:
+    """The environment of ``petrostream train``/``export`` against the temporary store of run ``label``."""
+    d = ctx.tmp / f"train-{label}"
+    uri = _tracking_uri(ctx, label)
+    return child_env(PETROSTREAM_MLFLOW_TRACKING_URI=uri, MLFLOW_TRACKING_URI=uri,
+                     PETROSTREAM_MLFLOW_ARTIFACT_ROOT=str(d / "artifacts"),
+                     PETROSTREAM_OPTUNA_STORAGE=f"sqlite:///{d / 'optuna.db'}",
+                     PETROSTREAM_REPORTS_DIR=str(d / "reports"), PETROSTREAM_MODEL_NAME=MODEL_NAME)
+
+
 def _train(ctx: Context, profile: str, extra: tuple[str, ...] = (), label: str | None = None) -> dict[str, Any]:
     """``petrostream train --profile <profile> <extra>`` in its own temporary MLflow store (``train-<label>``)."""
     label = label or profile
     d = ctx.tmp / f"train-{label}"
     d.mkdir(parents=True, exist_ok=True)
-    uri = _tracking_uri(ctx, label)
-    env = child_env(PETROSTREAM_MLFLOW_TRACKING_URI=uri, MLFLOW_TRACKING_URI=uri,
-                    PETROSTREAM_MLFLOW_ARTIFACT_ROOT=str(d / "artifacts"),
-                    PETROSTREAM_OPTUNA_STORAGE=f"sqlite:///{d / 'optuna.db'}",
-                    PETROSTREAM_REPORTS_DIR=str(d / "reports"), PETROSTREAM_MODEL_NAME=TRAINED_MODEL)
+    env = _training_env(ctx, label)
     say("training", f"{' '.join(['petrostream train --profile', profile, *extra])} (temporary MLflow store) ...")
     child = Child(cli("train", "--data", str(ctx.data), "--profile", profile, *extra), d / "train.log", env,
                   sample_s=1.0, tree=True)
@@ -169,41 +190,71 @@ def _train(ctx: Context, profile: str, extra: tuple[str, ...] = (), label: str |
     return out
 
 
-def _serving_the_trained_model(ctx: Context, label: str) -> dict[str, Any]:
-    """The inference section's service-vs-bare-model measurement with the model this training registered."""
-    import mlflow
+def trained(ctx: Context) -> tuple[str, dict[str, Any]]:
+    """The training the product runs by default (``make train``: the quick profile; ``--smoke``: a tiny one), once
+    per bench run: (label, result of ``_train``)."""
+    if "trained" not in ctx.cache:
+        if ctx.sizes.train_in_run:
+            ctx.cache["trained"] = ("quick", _train(ctx, "quick"))
+        else:
+            ctx.cache["trained"] = ("tiny", _train(ctx, "quick", ctx.sizes.tiny_train_args, label="tiny"))
+    return ctx.cache["trained"]
 
-    from bench.inference import fraction_with
-    from petrostream import pyfunc
 
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(_tracking_uri(ctx, label))
+def _export(ctx: Context, label: str) -> str:
+    """``petrostream export --version <challenger>``: the version training registered -> the models bucket as the
+    champion the service pulls. Returns the version."""
+    from mlflow import MlflowClient
+
+    version = MlflowClient(tracking_uri=_tracking_uri(ctx, label)).get_model_version_by_alias(
+        MODEL_NAME, "challenger").version
+    child = Child(cli("export", "--version", str(version)), ctx.tmp / f"export-{label}.log",
+                  _training_env(ctx, label))
+    if not child.wait(300) or child.returncode != 0:
+        child.stop()
+        raise RuntimeError(f"petrostream export failed (exit {child.returncode}): {child.tail(3)}")
+    return str(version)
+
+
+def served_model(ctx: Context) -> BenchModel:
+    """The model ``trained`` registered, exported and loaded back from the models bucket as the service loads its
+    champion (``model_store.read_manifest`` + ``pull`` + ``pyfunc.load``). Falls back to the reference forest,
+    with a note, when training or the export fails."""
+    from bench.inference import detector_facts
+    from petrostream import model_store, pyfunc
+
+    label, result = trained(ctx)
     try:
-        model = pyfunc.load(f"models:/{TRAINED_MODEL}@challenger")
-    except Exception as exc:  # the training figures stand on their own: report, do not fail the section
-        return {"error": f"could not load the trained model: {type(exc).__name__}: {str(exc)[:200]}"}
-    finally:
-        mlflow.set_tracking_uri(previous)
-    out = fraction_with(ctx, model)
-    f = out["model"]
-    say("training", f"serving the model train-{label} registered ({describe_model(f)}): "
-                    f"{out['fraction_of_bare_model']} of "
-                    f"the bare model's rate ({out['service_rows_per_cpu_s']:,.0f} vs "
-                    f"{out['bare_model']['rows_per_cpu_s']:,.0f} rows/s per core)")
-    return {"training": label, **out}
+        if not result["ok"]:
+            raise RuntimeError(f"petrostream train failed: {str(result.get('error', ''))[:300]}")
+        version = _export(ctx, label)
+        manifest = model_store.read_manifest()
+        if manifest is None:
+            raise RuntimeError("no champion manifest in the models bucket after petrostream export")
+        local = model_store.pull(manifest, ctx.tmp / "served-model")
+        model = pyfunc.load(local)
+    except Exception as exc:
+        note = (f"The model training registers could not be served ({type(exc).__name__}: {str(exc)[:300]}); the "
+                "service figures use the reference forest instead.")
+        say("training", note)
+        ctx.notes.append(note)
+        return ctx.reference_model(export=True)
+    facts = {"source": f"petrostream train --profile quick{' (tiny)' if label == 'tiny' else ''}, "
+                       f"registered v{version}, exported by petrostream export",
+             **detector_facts(model),
+             "export_bytes": int(sum(f["bytes"] for f in manifest["files"].values())),
+             "export_files": len(manifest["files"])}
+    say("training", f"served model: {describe_model(facts)} (v{version}, exported "
+                    f"{facts['export_bytes'] / 1024:,.0f} KiB)")
+    return BenchModel(MODEL_NAME, version, model, Path(local), manifest, facts)
 
 
 def run(ctx: Context) -> dict[str, Any]:
     result: dict[str, Any] = {"features": _features(ctx)}
-    if ctx.sizes.train_in_run:
-        result["train_quick"] = _train(ctx, "quick")
-        trained = "quick" if result["train_quick"]["ok"] else None
-    else:
+    label, run_ = trained(ctx)  # already run if the inference section came first (it serves what this registers)
+    result[f"train_{label}"] = run_
+    if label == "tiny":
         result["train_quick"] = {"skipped": "--smoke: the quick profile takes minutes (run without --smoke)"}
-        result["train_tiny"] = _train(ctx, "quick", ctx.sizes.tiny_train_args, label="tiny")
-        trained = "tiny" if result["train_tiny"]["ok"] else None
-    if trained:
-        result["serving_the_trained_model"] = _serving_the_trained_model(ctx, trained)
     if ctx.full_training:
         result["train_full"] = _train(ctx, "full")
     else:

@@ -47,15 +47,18 @@ def test_smoke_run_writes_every_section_and_the_table(tmp_path):
     assert results["producer"]["ratio"] > 0
     inf = results["inference"]
     assert inf["ratio_vs_per_reading"] > 0 and inf["fraction_of_bare_model"] > 0
+    # every service figure uses the model the (tiny, real) training registered, exported and pulled back
+    assert inf["model"]["source"].startswith("petrostream train") and inf["model"]["detector"] == "IsolationForest"
+    assert results["model"]["model"] == inf["model"] and inf["model"]["export_files"] > 0
+    ref = inf["reference_forest"]  # the same measurement with sklearn's default forest
+    assert ref["model"]["trees"] == 100 and ref["fraction_of_bare_model"] > 0
+    assert ref["bare_model"]["rows"] == ref["rows"] == inf["bare_model"]["rows"]
     for kind in ("serve_1x", "serve_max"):
         assert inf[kind]["complete"], f"{kind}: not every produced row reached the lake"
         assert inf[kind]["latency_produced_to_queryable_s"]["p99"] is not None
         assert inf[kind]["service_memory"]["peak_rss_mib"] > 0
     assert results["training"]["features"]["ratio"] > 0
-    assert results["training"]["train_tiny"]["ok"]  # a real (tiny) training, then its registered model served
-    served = results["training"]["serving_the_trained_model"]
-    assert served["model"]["detector"] == "IsolationForest" and served["rows"] > 0
-    assert served["fraction_of_bare_model"] > 0 and served["bare_model"]["rows"] == served["rows"]
+    assert results["training"]["train_tiny"]["ok"]
     assert results["queries"]["lake"]["rows"] >= 50_000 and results["queries"]["all_results_match"]
     assert results["model"]["cold_load"]["process_wall_s"] > 0
     assert results["ceiling"]["wells_per_task_service_path"] > 0
@@ -65,6 +68,7 @@ def test_smoke_run_writes_every_section_and_the_table(tmp_path):
 
     md = (out / "results.md").read_text()
     assert "| figure | measured |" in md and "|---|" in md
+    assert "vs the bare model it serves" in md and "reference forest" in md
     for title in ("## Producer", "## Inference", "## Training", "## Queries", "## Model", "## Ceiling"):
         assert title in md
     assert "| figure | measured |" in proc.stdout  # the final table is printed
