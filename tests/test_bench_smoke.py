@@ -72,3 +72,35 @@ def test_smoke_run_writes_every_section_and_the_table(tmp_path):
     for title in ("## Producer", "## Inference", "## Training", "## Queries", "## Model", "## Ceiling"):
         assert title in md
     assert "| figure | measured |" in proc.stdout  # the final table is printed
+
+
+_FALLBACK = r"""
+import json, sys
+from pathlib import Path
+from bench import training
+from bench.common import Context
+from petrostream import model_store
+
+ctx = Context(smoke=True, data=Path(sys.argv[1]))
+try:
+    ctx.setup()
+    training.trained = lambda ctx: ("tiny", {"ok": False, "error": "exit 2: no data"})
+    served = ctx.served_model()
+    manifest = model_store.read_manifest()
+    print(json.dumps({"facts": served.facts, "is_reference": served is ctx.reference_model(), "notes": ctx.notes,
+                      "manifest_version": manifest and manifest["version"]}))
+finally:
+    ctx.close()
+"""
+
+
+@pytest.mark.slow
+def test_a_failed_training_leaves_the_reference_forest_serving_and_says_so(threew_dir):
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    proc = subprocess.run([sys.executable, "-c", _FALLBACK, str(threew_dir)], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["is_reference"] and out["facts"]["trees"] == 100
+    assert out["manifest_version"] == "1" and out["facts"]["export_files"] > 0  # exported: serve runs can pull it
+    assert any("could not be served" in n and "no data" in n for n in out["notes"])
