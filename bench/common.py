@@ -45,11 +45,27 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return rnd(a / b, 2)
 
 
+def detector_facts(model) -> dict[str, Any]:
+    """What an ``AnomalyModel``'s detector is (class, forest size) and what it reads (features, windows)."""
+    det = model.detector
+    facts: dict[str, Any] = {"detector": type(det).__name__, "features": len(model.feature_names),
+                             "windows": list(model.feature_config.windows)}
+    for attr, key in (("n_estimators", "trees"), ("_max_samples", "max_samples"), ("max_features", "max_features")):
+        if hasattr(det, attr):
+            facts[key] = getattr(det, attr)
+    return facts
+
+
 def describe_model(facts: dict[str, Any]) -> str:
     """``detector_facts`` in a few words: "IsolationForest, 200 trees x 512 samples, 41 features"."""
     forest = (f", {facts['trees']} trees x {facts.get('max_samples', '?')} samples" if "trees" in facts else "")
     return f"{facts['detector']}{forest}, {facts['features']} features"
 
+
+def export_facts(manifest: dict[str, Any]) -> dict[str, int]:
+    """Size of a ``model_store`` export, from its manifest."""
+    files = manifest["files"].values()
+    return {"export_bytes": int(sum(f["bytes"] for f in files)), "export_files": len(files)}
 
 
 # ---------------------------------------------------------------------------------------------- sizes
@@ -517,8 +533,7 @@ class Context:
             ref = self._reference
             ref.manifest = model_store.export(ref.model_dir, name=MODEL_NAME, version=MODEL_VERSION, run_id=None,
                                               metrics={})
-            ref.facts.update(export_bytes=int(sum(f["bytes"] for f in ref.manifest["files"].values())),
-                             export_files=len(ref.manifest["files"]))
+            ref.facts.update(export_facts(ref.manifest))
         return self._reference
 
 
@@ -569,9 +584,7 @@ def _build_reference(ctx: Context) -> BenchModel:
     model_dir = pyfunc.save_model(model, ctx.tmp / "reference-model", input_example_rows=None)
     facts = {
         "source": "reference forest (sklearn defaults, fit by the bench)",
-        "detector": "IsolationForest", "trees": 100, "max_samples": 256,
-        "features": len(model.feature_names),
-        "windows": list(config.windows),
+        **detector_facts(model),
         "fit_rows": len(train),
         "fit_on": fit_on,
         "fit_instances": len(used),

@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.common import Context, describe_model, measure, ratio, rnd, say
+from bench.common import Context, describe_model, detector_facts, measure, ratio, rnd, say
 from bench.service import serve_run
 
 TARGET_VS_PER_ROW = 100.0
@@ -208,28 +208,15 @@ def _bare(model, records: list[dict]) -> dict[str, Any]:
             "features_batch_rows_per_cpu_s": rnd(n / mf.cpu, 1) if mf.cpu else None}
 
 
-def detector_facts(model) -> dict[str, Any]:
-    """What the detector is (class, forest size) and what it reads (features, windows)."""
-    det = model.detector
-    facts: dict[str, Any] = {"detector": type(det).__name__, "features": len(model.feature_names),
-                             "windows": list(model.feature_config.windows)}
-    for attr, key in (("n_estimators", "trees"), ("_max_samples", "max_samples"), ("max_features", "max_features")):
-        if hasattr(det, attr):
-            facts[key] = getattr(det, attr)
-    return facts
-
-
-def fraction_with(ctx: Context, model) -> dict[str, Any]:
+def fraction_with(ctx: Context, model, records: list[dict]) -> dict[str, Any]:
     """The service path against the bare detector as in ``run``, with another model on the same records (the
     reference forest), plus each side's CPU microseconds per row (the service's own work = the difference)."""
     from petrostream import lake
     from petrostream.settings import Settings
 
-    z = ctx.sizes
     model.self_check()
-    records = make_records(ctx, ctx.pick(z.inference_instances), z.inference_rows)
-    store = lake.LakeStore(Settings(curated_bucket=ctx.fresh_bucket("trained")))
-    rows, m, _first = _service_best(model, records, store, z.inference_runs)
+    store = lake.LakeStore(Settings(curated_bucket=ctx.fresh_bucket("reference")))
+    rows, m, _first = _service_best(model, records, store, ctx.sizes.inference_runs)
     bare = _bare(model, records)
     service_rate = rows / m.cpu if m.cpu else None
     r = ratio(service_rate, bare["rows_per_cpu_s"])
@@ -327,7 +314,7 @@ def run(ctx: Context) -> dict[str, Any]:
 
     ref = ctx.reference_model()
     if ref is not bm:
-        result["reference_forest"] = {**fraction_with(ctx, ref.model), "facts": ref.facts}
+        result["reference_forest"] = {**fraction_with(ctx, ref.model, records), "facts": ref.facts}
         rf = result["reference_forest"]
         say("inference", f"reference forest ({describe_model(rf['model'])}): {rf['fraction_of_bare_model']} of its "
                          f"bare rate (service {rf['service_us_per_row']} us/row, bare {rf['bare_us_per_row']} us/row)")

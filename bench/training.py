@@ -22,6 +22,8 @@ from bench.common import (
     child_env,
     cli,
     describe_model,
+    detector_facts,
+    export_facts,
     measure,
     ratio,
     rnd,
@@ -220,7 +222,6 @@ def served_model(ctx: Context) -> BenchModel:
     """The model ``trained`` registered, exported and loaded back from the models bucket as the service loads its
     champion (``model_store.read_manifest`` + ``pull`` + ``pyfunc.load``). Falls back to the reference forest,
     with a note, when training or the export fails."""
-    from bench.inference import detector_facts
     from petrostream import model_store, pyfunc
 
     label, result = trained(ctx)
@@ -241,9 +242,7 @@ def served_model(ctx: Context) -> BenchModel:
         return ctx.reference_model(export=True)
     facts = {"source": f"petrostream train --profile quick{' (tiny)' if label == 'tiny' else ''}, "
                        f"registered v{version}, exported by petrostream export",
-             **detector_facts(model),
-             "export_bytes": int(sum(f["bytes"] for f in manifest["files"].values())),
-             "export_files": len(manifest["files"])}
+             **detector_facts(model), **export_facts(manifest)}
     say("training", f"served model: {describe_model(facts)} (v{version}, exported "
                     f"{facts['export_bytes'] / 1024:,.0f} KiB)")
     return BenchModel(MODEL_NAME, version, model, Path(local), manifest, facts)
